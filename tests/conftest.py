@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=_cuda)])
+def device(request):
+    """Runs a test once per backend; CUDA runs where a GPU is present (the device machine)."""
+    return request.param
+
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import vadx.plugins  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def example_plugin_site(tmp_path_factory):
+    """The example plugin distribution of tests/fixtures, pip-installed into a private folder
+    (offline, no build isolation): discovery then goes through its real entry point."""
+    root = tmp_path_factory.mktemp("example_plugin")
+    src = root / "src"
+    shutil.copytree(FIXTURES / "vadx-frame-diff", src)  # builds write into the source tree
+    site = root / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(site), str(src)],
+        check=True,
+    )
+    return site
+
+
+@pytest.fixture
+def plugin_env(monkeypatch):
+    """Put plugin folders on sys.path and reload the host; undone after the test."""
+    monkeypatch.delenv("VADX_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("VADX_DISABLE_PLUGINS", raising=False)
+    before = set(sys.modules)
+
+    def add(*paths):
+        for p in paths:
+            monkeypatch.syspath_prepend(str(p))
+        vadx.plugins.reload()
+
+    yield add
+    monkeypatch.undo()
+    for name in set(sys.modules) - before:
+        if not name.startswith(("vadx.", "torch", "numpy", "safetensors", "hypothesis")):
+            del sys.modules[name]
+    vadx.plugins.reload()

@@ -1,0 +1,74 @@
+"""vadx: video anomaly detection with published methods as plugins on fused C++/CUDA ops."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import torch
+
+
+def _load_op_library() -> None:
+    """Import vadx._C (registers torch.ops.vadx.*) and check it matches the running torch."""
+    rebuild = "pip install --no-build-isolation -e .  (or without -e for a regular install)"
+    try:
+        from vadx import _build_info
+    except ImportError:
+        built = None
+    else:
+        built = _build_info.torch_version
+    try:
+        from vadx import _C
+    except ImportError as e:
+        raise ImportError(
+            f"vadx's compiled op library (vadx._C) could not be loaded: {e}. "
+            f"It was built against torch {built or '(unknown: no build found)'}; "
+            f"torch {torch.__version__} is installed. Rebuild it against the installed torch "
+            f"from the vadx source tree: {rebuild}"
+        ) from e
+    if _C.torch_version != torch.__version__:
+        raise ImportError(
+            f"vadx's op library was built against torch {_C.torch_version} but torch "
+            f"{torch.__version__} is installed; C++ ops are tied to the exact torch build. "
+            f"Rebuild from the vadx source tree: {rebuild}"
+        )
+
+
+_load_op_library()
+
+# noqa: E402 below: these need the op library loaded first.
+from vadx import ops  # noqa: E402
+from vadx.detector import Detector, Scores, Stream, load  # noqa: E402
+from vadx.errors import ModelFileError, NotFittedError, PluginWarning  # noqa: E402
+from vadx.hookspecs import hookimpl  # noqa: E402
+
+__version__ = importlib.metadata.version("vadx")
+
+
+def create(name: str, **params) -> Detector:
+    """A new, unfitted detector ``name`` (see ``vadx.list_detectors()``) with its parameters."""
+    from vadx import plugins
+
+    return plugins.get_detector(name).cls(**params)
+
+
+def list_detectors() -> list[str]:
+    """Names of the detectors that installed plugins provide."""
+    from vadx import plugins
+
+    return list(plugins.detectors())
+
+
+__all__ = [
+    "Detector",
+    "ModelFileError",
+    "NotFittedError",
+    "PluginWarning",
+    "Scores",
+    "Stream",
+    "__version__",
+    "create",
+    "hookimpl",
+    "list_detectors",
+    "load",
+    "ops",
+]

@@ -1,0 +1,3 @@
+from vadx.cli import main
+
+raise SystemExit(main())

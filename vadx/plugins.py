@@ -1,0 +1,181 @@
+"""The plugin host: one pluggy PluginManager fed by the "vadx" entry-point group.
+
+First-party detectors are declared in that group too, so they load exactly like a third party's.
+Plugins load lazily, on the first question about detectors, so ``import vadx`` stays fast and a
+broken plugin cannot break it. Environment variables (comma-separated entry-point or
+distribution names):
+
+- ``VADX_LOAD_PLUGINS``: load only these (set but empty: load none).
+- ``VADX_DISABLE_PLUGINS``: never load these.
+
+A plugin that fails to import, implements an unknown hook, or raises while registering is
+skipped with a :class:`vadx.errors.PluginWarning` and reported by :func:`list_plugins` (and
+``vadx plugins``); the other plugins are unaffected.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import pluggy
+
+from vadx import hookspecs
+from vadx.detector import Detector
+from vadx.errors import PluginWarning
+
+ENTRY_POINT_GROUP = "vadx"
+_DETECTOR_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+pm = pluggy.PluginManager("vadx")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as `vadx plugins` shows it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    detectors: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """A registered detector class and the plugin that registered it."""
+
+    cls: type[Detector]
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
+_plugins: dict[str, PluginInfo] = {}
+_detectors: dict[str, DetectorEntry] = {}
+_loaded = False
+
+
+def _env_names(var: str) -> set[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
+def _fail(info: PluginInfo, what: str, exc: BaseException) -> None:
+    info.error = f"{what}: {type(exc).__name__}: {exc}"
+    warnings.warn(
+        f"vadx plugin {info.name!r} ({info.distribution or '?'} {info.version or '?'}) "
+        f"was skipped: {info.error}",
+        PluginWarning,
+        stacklevel=3,
+    )
+
+
+def load_plugins() -> None:
+    """Load the plugins of the entry-point group "vadx" (once; see :func:`reload`)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    allow, deny = _env_names("VADX_LOAD_PLUGINS"), _env_names("VADX_DISABLE_PLUGINS") or set()
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for ep in sorted(eps, key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist is not None else None
+        version = ep.dist.version if ep.dist is not None else None
+        names = {ep.name, dist} - {None}
+        if (allow is not None and not names & allow) or names & deny:
+            continue
+        info = PluginInfo(ep.name, dist, version)
+        if ep.name in _plugins:
+            other = _plugins[ep.name]
+            _fail(info, "load", ValueError(
+                f"entry point name {ep.name!r} is already used by {other.distribution}"))
+            _plugins[f"{ep.name} ({dist})"] = info
+            continue
+        _plugins[ep.name] = info
+        try:
+            module = ep.load()
+        except Exception as e:  # a plugin must never crash the host
+            _fail(info, "import", e)
+            continue
+        try:
+            pm.register(module, name=ep.name)
+            pm.check_pending()  # hooks nobody specified: typos like vadx_register_detector
+        except Exception as e:
+            if pm.is_registered(module):
+                pm.unregister(module)
+            _fail(info, "hook validation", e)
+            continue
+        _register_detectors_of(info)
+
+
+def _register_detectors_of(info: PluginInfo) -> None:
+    registered: list[str] = []
+
+    def register(cls: type[Detector]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Detector)):
+            raise TypeError(f"register() takes a vadx.Detector subclass, got {cls!r}")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not _DETECTOR_NAME.match(name):
+            raise ValueError(
+                f"{cls.__qualname__}.name must be a lower-case name like 'fcn-cascade', got {name!r}")
+        if name in _detectors:
+            raise ValueError(
+                f"detector name {name!r} is already registered by plugin {_detectors[name].plugin!r}")
+        _detectors[name] = DetectorEntry(cls, info.name, info.distribution, info.version)
+        registered.append(name)
+
+    plugin = pm.get_plugin(info.name)
+    for impl in pm.hook.vadx_register_detectors.get_hookimpls():
+        if impl.plugin is not plugin:
+            continue
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as e:
+            for name in registered:  # all or nothing per plugin
+                del _detectors[name]
+            registered.clear()
+            _fail(info, "vadx_register_detectors", e)
+    info.detectors = sorted(registered)
+
+
+def reload() -> None:
+    """Forget every plugin and load them again (after installing one, or changing the env vars)."""
+    global _loaded
+    for name, plugin in list(pm.list_name_plugin()):
+        pm.unregister(plugin, name=name)
+    _plugins.clear()
+    _detectors.clear()
+    _loaded = False
+    load_plugins()
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every plugin found, loaded or skipped (``error`` says why), sorted by name."""
+    load_plugins()
+    return [_plugins[n] for n in sorted(_plugins)]
+
+
+def detectors() -> dict[str, DetectorEntry]:
+    """The registered detectors by name."""
+    load_plugins()
+    return dict(sorted(_detectors.items()))
+
+
+def get_detector(name: str) -> DetectorEntry:
+    """The registry entry of detector ``name``; a LookupError names the installed ones."""
+    found = detectors()
+    if name not in found:
+        failed = [p.name for p in _plugins.values() if p.error]
+        hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
+        raise LookupError(
+            f"unknown detector {name!r}; installed: {', '.join(found) or '(none)'}{hint}. "
+            f"`vadx plugins` lists plugins and their detectors."
+        )
+    return found[name]
