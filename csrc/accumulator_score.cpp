@@ -7,8 +7,8 @@
 
 namespace vadx {
 
-SasDecay check_accumulator_score_args(const at::Tensor& sigma, double tau, double nu, double lb,
-                                      double ub, const at::Tensor& x0, c10::string_view decay) {
+SasRule check_accumulator_score_args(const at::Tensor& sigma, double tau, double nu, double lb,
+                                     double ub, const at::Tensor& x0, c10::string_view decay) {
   TORCH_CHECK_VALUE(sigma.dim() == 2, "accumulator_score: sigma must be 2-D [B, T], got ",
                     sigma.dim(), "-D with shape ", sigma.sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(sigma.scalar_type()),
@@ -30,13 +30,11 @@ SasDecay check_accumulator_score_args(const at::Tensor& sigma, double tau, doubl
   TORCH_CHECK(x0.device() == sigma.device(),
               "accumulator_score: x0 must be on sigma's device ", sigma.device(), ", got ",
               x0.device());
-  if (decay == "symmetric") {
-    return SasDecay::Symmetric;
-  }
-  TORCH_CHECK_VALUE(decay == "paper",
+  TORCH_CHECK_VALUE(decay == "symmetric" || decay == "paper",
                     "accumulator_score: decay must be 'symmetric' or 'paper', got '",
                     std::string(decay), "'");
-  return SasDecay::Paper;
+  const SasDecay rule = decay == "paper" ? SasDecay::Paper : SasDecay::Symmetric;
+  return {tau, nu, lb, ub, 1.0 / (1.0 - tau), tau > 0.0 ? 1.0 / tau : 0.0, rule};
 }
 
 TORCH_LIBRARY_FRAGMENT(vadx, m) {

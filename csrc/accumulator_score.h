@@ -7,17 +7,11 @@
 #include <c10/util/string_view.h>
 
 #include <cmath>
-#include <limits>
 #include <tuple>
 
 namespace vadx {
 
 enum class SasDecay : int { Symmetric = 0, Paper = 1 };
-
-// Validates every argument (names the argument, the expected and the actual value) and returns
-// the decay rule. Called by both kernels before any work.
-SasDecay check_accumulator_score_args(const at::Tensor& sigma, double tau, double nu, double lb,
-                                      double ub, const at::Tensor& x0, c10::string_view decay);
 
 // f(x) = min(max(x + a, l), u): one accumulator step, or the composition of many. Functions of this
 // form are closed under composition, which makes the recurrence an associative scan.
@@ -26,12 +20,14 @@ struct ClipAdd {
 };
 
 C10_HOST_DEVICE inline ClipAdd clip_add_identity() {
-  return {0.0, -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
+  return {0.0, -HUGE_VAL, HUGE_VAL};  // HUGE_VAL: usable in device code (numeric_limits is not)
 }
 
 C10_HOST_DEVICE inline double clip(double x, double l, double u) {
-  // Written with comparisons (not fmin/fmax) so a NaN x stays NaN.
-  return x < l ? l : (x > u ? u : x);
+  // Two selects in this operand order: a NaN x stays NaN (fmin/fmax would drop it), and each maps
+  // to one branch-free max/min instruction; the state hits its bounds too unpredictably to branch.
+  const double y = l > x ? l : x;
+  return u < y ? u : y;
 }
 
 // later ∘ earlier: clip(clip(x + a1, l1, u1) + a2, l2, u2) = clip(x + a1 + a2, L, U) with
@@ -43,27 +39,43 @@ C10_HOST_DEVICE inline ClipAdd compose(const ClipAdd& earlier, const ClipAdd& la
 
 C10_HOST_DEVICE inline double apply(const ClipAdd& f, double x) { return clip(x + f.a, f.l, f.u); }
 
-// Accumulator increment for one confidence. sigma is clipped to [0, 1] (confidences by contract),
-// which keeps every increment finite (|a| <= nu) and the scan free of inf - inf. The caller treats
-// NaN sigma as "no confidence for this frame" before calling this.
-C10_HOST_DEVICE inline double sas_increment(double sigma, double tau, double nu, SasDecay decay) {
-  const double s = sigma < 0.0 ? 0.0 : (sigma > 1.0 ? 1.0 : sigma);
-  if (s >= tau) {
-    return nu * (s - tau) / (1.0 - tau);  // Delta+; tau < 1 is checked
+// The SAS rule with its divisions done once, so one frame costs a few multiplies and selects.
+struct SasRule {
+  double tau, nu, lb, ub;
+  double inv_rise;  // 1 / (1 - tau)
+  double inv_fall;  // symmetric rule: 1 / tau; 0 when tau == 0, where no frame falls
+  SasDecay decay;
+};
+
+// Validates every argument (names the argument, the expected and the actual value) and returns
+// the rule. Called by both kernels before any work.
+SasRule check_accumulator_score_args(const at::Tensor& sigma, double tau, double nu, double lb,
+                                     double ub, const at::Tensor& x0, c10::string_view decay);
+
+C10_HOST_DEVICE inline double max0(double v) { return v > 0.0 ? v : 0.0; }
+C10_HOST_DEVICE inline double min0(double v) { return v < 0.0 ? v : 0.0; }
+
+// Accumulator increment for one (non-NaN) confidence. sigma is clipped to [0, 1] (confidences by
+// contract), which keeps every increment finite (|a| <= nu) and the scan free of inf - inf.
+// Written without a data-dependent branch: whether a frame rises or falls is unpredictable, and a
+// mispredicted branch per frame costs more than computing both sides.
+C10_HOST_DEVICE inline double sas_increment(double sigma, const SasRule& r) {
+  const double s = clip(sigma, 0.0, 1.0);
+  const double d = s - r.tau;
+  const double rise = max0(d) * r.inv_rise;  // Delta+ where s >= tau, else 0
+  if (r.decay == SasDecay::Symmetric) {
+    return r.nu * (rise + min0(d) * r.inv_fall);  // min0(d) * inv_fall = -Delta- where s < tau
   }
-  // Here s < tau, so tau > 0 and the symmetric rule's division is safe.
-  const double delta_minus =
-      decay == SasDecay::Paper ? clip((1.0 - s - tau) / (1.0 - tau), 0.0, 1.0) : (tau - s) / tau;
-  return -(nu * delta_minus);
+  const double falls = static_cast<double>(d < 0.0);
+  return r.nu * (rise - falls * clip((1.0 - s - r.tau) * r.inv_rise, 0.0, 1.0));
 }
 
 // One frame as a step function: the identity for NaN sigma (the accumulator holds).
-C10_HOST_DEVICE inline ClipAdd sas_step(double sigma, double tau, double nu, double lb, double ub,
-                                        SasDecay decay) {
+C10_HOST_DEVICE inline ClipAdd sas_step(double sigma, const SasRule& r) {
   if (sigma != sigma) {
     return clip_add_identity();
   }
-  return {sas_increment(sigma, tau, nu, decay), lb, ub};
+  return {sas_increment(sigma, r), r.lb, r.ub};
 }
 
 // Logistic in the output's precision (float for float32/half/bfloat16, double for float64).

@@ -171,3 +171,16 @@ def test_bad_model_files(mean_level, tmp_path, plugin_env):
         vadx.load(unknown)
     with pytest.raises(vadx.NotFittedError):
         vadx.create("mean-level").save(tmp_path / "unfitted.safetensors")
+
+
+def test_to_device_moves_fitted_state(mean_level, device, tmp_path):
+    det = mean_level.fit([make_video(12)])
+    video = make_video(8, seed=5)
+    expected = det.score(video).frame
+    moved = det.to(device)
+    assert moved is det and det.device == torch.device(device)
+    assert det.level_.device.type == device and det.proj_.weight.device.type == device
+    torch.testing.assert_close(det.score(video).frame.cpu(), expected)
+    det.save(tmp_path / "m.safetensors")  # saved from any device, loaded where asked
+    loaded = vadx.load(tmp_path / "m.safetensors", device=device)
+    assert loaded.level_.device.type == device

@@ -21,7 +21,6 @@
 #include <cuda/std/limits>
 #include <torch/library.h>
 
-#include <algorithm>
 #include <limits>
 
 namespace vadx {
@@ -30,15 +29,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kItems = 8;  // consecutive frames per thread, composed in registers
 constexpr int kTile = kThreads * kItems;
-
-struct SasParams {
-  double tau, nu, lb, ub;
-  SasDecay decay;
-};
-
-__device__ inline ClipAdd step_of(double sigma, const SasParams& p) {
-  return sas_step(sigma, p.tau, p.nu, p.lb, p.ub, p.decay);
-}
 
 // Order matters: cub calls op(earlier, later) for both BlockScan and BlockReduce.
 struct ComposeOp {
@@ -95,7 +85,7 @@ using TileStore = cub::BlockStore<scalar_t, kThreads, kItems, cub::BLOCK_STORE_W
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads)
     tile_aggregate_kernel(const scalar_t* __restrict__ sigma, ClipAdd* __restrict__ agg,
-                          TileGeometry g, SasParams p) {
+                          TileGeometry g, SasRule p) {
   // WARP_REDUCTIONS keeps operand order (it supports non-commutative operators).
   using Reduce = cub::BlockReduce<ClipAdd, kThreads, cub::BLOCK_REDUCE_WARP_REDUCTIONS>;
   __shared__ union {
@@ -118,7 +108,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int k = 0; k < kItems; ++k) {
     if (first + k < count) {
-      f = compose(f, step_of(to_double(v[k]), p));
+      f = compose(f, sas_step(to_double(v[k]), p));
     }
   }
   const ClipAdd total = Reduce(smem.reduce).Reduce(f, ComposeOp{});
@@ -170,7 +160,7 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads)
     replay_kernel(const scalar_t* __restrict__ sigma, scalar_t* __restrict__ out,
                   const double* __restrict__ x0, const double* __restrict__ tile_entry,
-                  double* __restrict__ x_last, TileGeometry g, SasParams p) {
+                  double* __restrict__ x_last, TileGeometry g, SasRule p) {
   using opmath_t = at::opmath_type<scalar_t>;
   using Scan = cub::BlockScan<Segment, kThreads>;
   __shared__ union {
@@ -193,14 +183,12 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t b0 = (begin + first) / g.T;
   const int64_t t0 = begin + first - b0 * g.T;
 
-  double s[kItems];
   Segment own{clip_add_identity(), false};
   int64_t t = t0;
 #pragma unroll
   for (int k = 0; k < kItems; ++k) {
     if (k < n) {
-      s[k] = to_double(v[k]);
-      own = SegmentOp{}(own, Segment{step_of(s[k], p), t == 0});
+      own = SegmentOp{}(own, Segment{sas_step(to_double(v[k]), p), t == 0});
       t = t + 1 == g.T ? 0 : t + 1;
     }
   }
@@ -213,7 +201,7 @@ __global__ void __launch_bounds__(kThreads)
     x = apply(prefix.f, prefix.reset || tile_entry == nullptr ? x0[b0] : tile_entry[tile]);
   }
   // Replay sequentially, as the CPU kernel does: NaN sigma scores NaN and the accumulator holds.
-  scalar_t r[kItems];
+  // Scores overwrite v (fewer registers).
   int64_t b = b0;
   t = t0;
 #pragma unroll
@@ -222,11 +210,12 @@ __global__ void __launch_bounds__(kThreads)
       if (t == 0) {
         x = x0[b];
       }
-      if (s[k] != s[k]) {
-        r[k] = static_cast<scalar_t>(::cuda::std::numeric_limits<opmath_t>::quiet_NaN());
+      const double s = to_double(v[k]);
+      if (s != s) {
+        v[k] = static_cast<scalar_t>(::cuda::std::numeric_limits<opmath_t>::quiet_NaN());
       } else {
-        x = apply(step_of(s[k], p), x);
-        r[k] = static_cast<scalar_t>(logistic<opmath_t>(x));
+        x = apply(sas_step(s, p), x);
+        v[k] = static_cast<scalar_t>(logistic<opmath_t>(x));
       }
       if (++t == g.T) {
         x_last[b] = x;
@@ -236,7 +225,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();  // smem.scan is reused by the store
-  TileStore<scalar_t>(smem.store).Store(out + begin, r, count);
+  TileStore<scalar_t>(smem.store).Store(out + begin, v, count);
 }
 
 }  // namespace
@@ -245,8 +234,7 @@ std::tuple<at::Tensor, at::Tensor> accumulator_score_cuda(const at::Tensor& sigm
                                                           double nu, double lb, double ub,
                                                           const at::Tensor& x0_in,
                                                           c10::string_view decay) {
-  const SasParams p{tau, nu, lb, ub,
-                    check_accumulator_score_args(sigma_in, tau, nu, lb, ub, x0_in, decay)};
+  const SasRule p = check_accumulator_score_args(sigma_in, tau, nu, lb, ub, x0_in, decay);
   const c10::cuda::CUDAGuard device_guard(sigma_in.device());
   const at::Tensor sigma = sigma_in.contiguous();
   const at::Tensor x0 = x0_in.contiguous();
