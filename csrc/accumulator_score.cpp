@@ -34,7 +34,8 @@ SasRule check_accumulator_score_args(const at::Tensor& sigma, double tau, double
                     "accumulator_score: decay must be 'symmetric' or 'paper', got '",
                     std::string(decay), "'");
   const SasDecay rule = decay == "paper" ? SasDecay::Paper : SasDecay::Symmetric;
-  return {tau, nu, lb, ub, 1.0 / (1.0 - tau), tau > 0.0 ? 1.0 / tau : 0.0, rule};
+  const double inv_fall = tau > 0.0 ? 1.0 / tau : 0.0;
+  return {tau, nu, lb, ub, 1.0 / (1.0 - tau), inv_fall, rule, std::isinf(inv_fall)};
 }
 
 TORCH_LIBRARY_FRAGMENT(vadx, m) {

@@ -45,6 +45,7 @@ struct SasRule {
   double inv_rise;  // 1 / (1 - tau)
   double inv_fall;  // symmetric rule: 1 / tau; 0 when tau == 0, where no frame falls
   SasDecay decay;
+  bool divide_fall;  // 0 < tau < 1 / DBL_MAX: 1 / tau overflows, so divide (per rule, not frame)
 };
 
 // Validates every argument (names the argument, the expected and the actual value) and returns
@@ -64,6 +65,9 @@ C10_HOST_DEVICE inline double sas_increment(double sigma, const SasRule& r) {
   const double d = s - r.tau;
   const double rise = max0(d) * r.inv_rise;  // Delta+ where s >= tau, else 0
   if (r.decay == SasDecay::Symmetric) {
+    if (r.divide_fall) {
+      return r.nu * (rise + min0(d) / r.tau);
+    }
     return r.nu * (rise + min0(d) * r.inv_fall);  // min0(d) * inv_fall = -Delta- where s < tau
   }
   const double falls = static_cast<double>(d < 0.0);

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
@@ -235,6 +235,7 @@ def test_torch_compile_fullgraph():
     width=st.floats(0.01, 20),
     decay=st.sampled_from(["symmetric", "paper"]),
 )
+@example(data=[1.0, 0.0], tau=5e-324, nu=1.0, lb=0.0, width=1.0, decay="symmetric")  # 1/tau = inf
 def test_property_matches_both_references(data, tau, nu, lb, width, decay):
     sigma = torch.tensor(data, dtype=torch.float64)
     kw = dict(tau=tau, nu=nu, lb=lb, ub=lb + width, decay=decay)
