@@ -1,5 +1,13 @@
 """vadx's custom operators (torch.ops.vadx.*) with documented Python wrappers."""
 
 from vadx.ops.accumulator_score import accumulator_score
+from vadx.ops.mahalanobis_cascade import fit_gaussian, mahalanobis_cascade
+from vadx.ops.rollback_coverage import receptive_field, rollback_coverage
 
-__all__ = ["accumulator_score"]
+__all__ = [
+    "accumulator_score",
+    "fit_gaussian",
+    "mahalanobis_cascade",
+    "receptive_field",
+    "rollback_coverage",
+]

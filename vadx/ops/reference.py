@@ -7,7 +7,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["accumulator_score", "accumulator_score_scan"]
+__all__ = [
+    "accumulator_score",
+    "accumulator_score_scan",
+    "mahalanobis_cascade",
+    "rollback_coverage",
+    "rollback_coverage_conv_transpose",
+]
 
 
 def _sas_prepare(sigma: Tensor, tau: float, nu: float, lb: float, x0, decay: str):
@@ -73,3 +79,57 @@ def accumulator_score_scan(sigma, tau=0.5, nu=2.0, lb=-7.0, ub=7.0, x0=None, dec
     xs = torch.where(valid, x, torch.nan)
     x_last = x[:, -1] if T > 0 else x0v
     return _sas_finish(sigma, xs, x_last)
+
+
+def mahalanobis_cascade(feats, mu1, w1, beta, alpha, ct_weight, ct_bias, mu2, w2, phi):
+    """Two-stage Gaussian cascade (see vadx.ops.mahalanobis_cascade), position by position:
+    permute to [B, H, W, m], whiten, then the CT transform and G2 on the suspicious positions."""
+    x = feats.double().permute(0, 2, 3, 1)  # [B, H, W, m]
+    d1 = torch.linalg.vector_norm((x - mu1.double()) @ w1.double().T, dim=-1)
+    label = torch.ones(d1.shape, dtype=torch.uint8, device=d1.device)  # anomalous unless shown otherwise (NaN too)
+    label[d1 <= beta] = 0
+    suspicious = (d1 > beta) & (d1 < alpha)
+    d2 = torch.full_like(d1, float("nan"))
+    z = torch.sigmoid(x[suspicious] @ ct_weight.double().reshape(ct_weight.shape[0], -1).T
+                      + ct_bias.double())
+    d2_s = torch.linalg.vector_norm((z - mu2.double()) @ w2.double().T, dim=-1)
+    d2[suspicious] = d2_s
+    label[suspicious] = torch.where(d2_s < phi, 3, 2).to(torch.uint8)  # NaN d2: anomalous
+    return d1.to(feats.dtype), d2.to(feats.dtype), label
+
+
+def rollback_coverage(weights, size, jump, offset, out_size):
+    """Paints every cell's field, clipped to the frame, with its weight (O(cells * R^2); see
+    vadx.ops.rollback_coverage). ``size``, ``jump``, ``offset`` and ``out_size`` are (h, w) pairs;
+    bool/uint8 flags count as float32."""
+    w = weights if weights.dtype.is_floating_point else weights.float()
+    w3 = w if w.dim() == 3 else w.unsqueeze(0)
+    (rh, rw), (jh, jw), (ph, pw), (H0, W0) = size, jump, offset, out_size
+    out = torch.zeros(w3.shape[0], H0, W0, dtype=torch.float64, device=w.device)
+    for b in range(w3.shape[0]):
+        for i in range(w3.shape[1]):
+            r0, r1 = max(i * jh - ph, 0), min(i * jh - ph + rh, H0)
+            for j in range(w3.shape[2]):
+                c0, c1 = max(j * jw - pw, 0), min(j * jw - pw + rw, W0)
+                if r0 < r1 and c0 < c1:
+                    out[b, r0:r1, c0:c1] += w3[b, i, j].double()
+    out = out.to(w.dtype)
+    return out if w.dim() == 3 else out[0]
+
+
+def rollback_coverage_conv_transpose(weights, size, jump, offset, out_size):
+    """The same coverage as a transposed convolution with an all-ones R_h x R_w kernel and stride J
+    (cell i paints full-output rows i*J .. i*J + R - 1), cropped by P and zero-padded to out_size:
+    the off-the-shelf alternative, O(cells * R^2) multiply-adds in weights' (float) dtype;
+    [B, Hk, Wk] only."""
+    (rh, rw), (jh, jw), (ph, pw), (H0, W0) = size, jump, offset, out_size
+    ones = torch.ones(1, 1, rh, rw, dtype=weights.dtype, device=weights.device)
+    full = torch.nn.functional.conv_transpose2d(weights.unsqueeze(1), ones, stride=(jh, jw))[:, 0]
+    # pixel y is full-output row y + P: pad with uncovered (zero) rows before the full output
+    # where P < 0 and after it where it ends before the frame does, then crop
+    top, left = max(-ph, 0), max(-pw, 0)
+    y0, x0 = ph + top, pw + left
+    bottom = max(y0 + H0 - (full.shape[1] + top), 0)
+    right = max(x0 + W0 - (full.shape[2] + left), 0)
+    full = torch.nn.functional.pad(full, (left, right, top, bottom))
+    return full[:, y0:y0 + H0, x0:x0 + W0]

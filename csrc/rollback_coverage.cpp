@@ -1,0 +1,57 @@
+// rollback_coverage: schema and argument checks (kernels: cpu/, cuda/).
+#include "rollback_coverage.h"
+
+#include <torch/library.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace vadx {
+namespace {
+
+constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
+
+void check_pair(const char* name, c10::IntArrayRef v, int64_t lo, int64_t hi) {
+  TORCH_CHECK_VALUE(v.size() == 2, "rollback_coverage: ", name, " must be 2 ints (h, w), got ",
+                    v.size(), " values ", v);
+  const bool bounded = hi < std::numeric_limits<int64_t>::max();
+  TORCH_CHECK_VALUE(v[0] >= lo && v[0] <= hi && v[1] >= lo && v[1] <= hi, "rollback_coverage: ",
+                    name, " must be ",
+                    bounded ? c10::str("in [", lo, ", ", hi, "]") : c10::str(">= ", lo),
+                    " per axis (h, w), got ", v);
+}
+
+}  // namespace
+
+CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights, c10::IntArrayRef size,
+                                              c10::IntArrayRef jump, c10::IntArrayRef offset,
+                                              c10::IntArrayRef out_size) {
+  TORCH_CHECK_VALUE(weights.dim() == 3, "rollback_coverage: weights must be 3-D [B, Hk, Wk], got ",
+                    weights.dim(), "-D with shape ", weights.sizes());
+  TORCH_CHECK_TYPE(at::isFloatingType(weights.scalar_type()),
+                   "rollback_coverage: weights must be a floating-point tensor, got ",
+                   weights.scalar_type());
+  // 32-bit bounds on the geometry keep the index arithmetic of covering_cells() free of overflow;
+  // real networks are many orders of magnitude below them. A negative offset (a field that starts
+  // after the frame's first pixel, e.g. for a frame cropped before the network) is allowed.
+  check_pair("size", size, 1, kInt32Max);
+  check_pair("jump", jump, 1, kInt32Max);
+  check_pair("offset", offset, kInt32Min, kInt32Max);
+  check_pair("out_size", out_size, 0, std::numeric_limits<int64_t>::max());
+  return {{size[0], jump[0], offset[0]},
+          {size[1], jump[1], offset[1]},
+          weights.size(0),
+          weights.size(1),
+          weights.size(2),
+          out_size[0],
+          out_size[1]};
+}
+
+TORCH_LIBRARY_FRAGMENT(vadx, m) {
+  m.def(
+      "rollback_coverage(Tensor weights, int[2] size, int[2] jump, int[2] offset, "
+      "int[2] out_size) -> Tensor");
+}
+
+}  // namespace vadx
