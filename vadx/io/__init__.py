@@ -1,0 +1,41 @@
+"""Reading videos and frame folders in bounded memory; writing videos, overlays and plots.
+
+>>> reader = vadx.io.open_video("cam.mp4", chunk_size=64, grayscale=True, size=(240, 360))
+>>> scores = detector.score(reader)        # the reader is re-iterable: each pass re-opens the file
+>>> vadx.io.write_overlay("cam_scored.mp4", reader, scores, threshold=detector.threshold_)
+>>> vadx.io.plot_scores("cam_scores.png", scores, labels, threshold=detector.threshold_)
+"""
+
+from vadx.io.readers import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    ArrayReader,
+    FileReader,
+    FolderReader,
+    VideoReader,
+    VideoReadError,
+    list_frames,
+    natural_key,
+    open_video,
+    read_video,
+)
+from vadx.io.writers import FOURCC, plot_scores, write_frames, write_overlay, write_video
+
+__all__ = [
+    "FOURCC",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "ArrayReader",
+    "FileReader",
+    "FolderReader",
+    "VideoReadError",
+    "VideoReader",
+    "list_frames",
+    "natural_key",
+    "open_video",
+    "plot_scores",
+    "read_video",
+    "write_frames",
+    "write_overlay",
+    "write_video",
+]
