@@ -41,16 +41,20 @@ def plugin_env(monkeypatch):
     """Put plugin folders on sys.path and reload the host; undone after the test."""
     monkeypatch.delenv("VADX_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("VADX_DISABLE_PLUGINS", raising=False)
-    before = set(sys.modules)
+    added: list[str] = []
 
     def add(*paths):
         for p in paths:
             monkeypatch.syspath_prepend(str(p))
+            added.append(str(Path(p).resolve()))
         vadx.plugins.reload()
 
     yield add
     monkeypatch.undo()
-    for name in set(sys.modules) - before:
-        if not name.startswith(("vadx.", "torch", "numpy", "safetensors", "hypothesis")):
+    # Forget only the plugin modules imported from these folders (re-importing other extension
+    # modules, e.g. matplotlib's, is not safe), so the next test imports its own copies.
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if origin and any(str(Path(origin).resolve()).startswith(a) for a in added):
             del sys.modules[name]
     vadx.plugins.reload()

@@ -1,12 +1,232 @@
-"""The `vadx` command line."""
+"""The `vadx` command line.
+
+Commands (``vadx COMMAND --help`` for each):
+
+- ``vadx plugins [--json]``: the installed plugins and the detectors they provide.
+- ``vadx fit METHOD --train PATH... --out MODEL``: learn normality from normal videos.
+- ``vadx score MODEL INPUT... [--out CSV] [--overlay MP4] [--plot PNG]``: frame scores, alarms.
+- ``vadx evaluate (MODEL | METHOD) --dataset NAME --root PATH [--json]``: benchmark metrics.
+- ``vadx demo [--out DIR]``: every installed detector on the synthetic scene.
+
+Conventions: results go to stdout, progress bars (tqdm: fitting and scoring, in frames) and
+messages to stderr; ``--quiet`` turns the bars off. Exit status: 0 success; 2 usage error
+(argparse: a missing or malformed argument); 1 runtime error, reported as the single line
+``vadx: error: <message>`` on stderr. ``--debug`` (before or after the command) shows the
+traceback instead. Detector parameters are given as ``--set KEY=VALUE``; VALUE is read as JSON
+when it parses (``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a string.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+DEMO_DIR = "vadx-demo"
 
 
+class CLIError(Exception):
+    """A runtime error whose message is complete as it is (exit status 1)."""
+
+
+# ---------------------------------------------------------------------------- small helpers
+def _key_value(text: str) -> tuple[str, Any]:
+    """argparse type of ``--set``: ``KEY=VALUE``, VALUE parsed as JSON when possible."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a parameter name, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: its message's lines joined, its type where the message is bare."""
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    text = ""
+    for line in (ln.strip() for ln in msg.splitlines()):
+        if line:
+            text += line if not text else (" " if text.endswith(":") else "; ") + line
+    expected = (CLIError, OSError, ValueError, TypeError, LookupError, RuntimeError)
+    if not text or not isinstance(e, expected) or isinstance(e, (KeyError, IndexError)):
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+        text += " (run with --debug for the traceback)"
+    return text
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"vadx: warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _context(what: str) -> Iterator[None]:
+    """Prefix the message of an error raised inside with ``what`` (e.g. which video)."""
+    try:
+        yield
+    except CLIError:
+        raise
+    except Exception as e:
+        raise CLIError(f"{what}: {_one_line(e)}") from e
+
+
+def _existing(path: str, what: str) -> str:
+    if not os.path.exists(path):
+        raise CLIError(f"{what} not found: {path}")
+    return path
+
+
+def _create(name: str, params: dict[str, Any]):
+    """A new detector ``name`` with ``params``, or an error naming the unknown parameter."""
+    from vadx import plugins
+
+    entry = plugins.get_detector(name)  # LookupError: names the installed detectors
+    known = entry.cls.param_names()
+    for key in params:
+        if key not in known:
+            raise CLIError(f"detector {name!r} has no parameter {key!r} (--set); its parameters: "
+                           f"{', '.join(known)}")
+    return entry.cls(**params)
+
+
+def _grayscale(det, force_grey: bool) -> bool | None:
+    """Reader channels for a fitted detector: those of its training frames where recorded."""
+    if force_grey:
+        return True
+    shape = getattr(det, "input_shape_", None)  # (C, H, W) of the training frames
+    return {1: True, 3: False}.get(shape[0] if shape else None)
+
+
+def _names(paths: list[str]) -> list[str]:
+    """Short unique names of inputs: file stem or folder name, ``-2``, ``-3``... on repeats."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p.rstrip("/\\") or p)
+        base = (path.name if path.is_dir() else path.stem) or "video"
+        name, k = base, 2
+        while name in out:
+            name, k = f"{base}-{k}", k + 1
+        out.append(name)
+    return out
+
+
+def _per_input(template: str, name: str, several: bool) -> Path:
+    """The output file of one input: ``{name}`` replaced, else ``_<name>`` before the suffix when
+    there are several inputs, else the path as given."""
+    if "{name}" in template:
+        return Path(template.replace("{name}", name))
+    path = Path(template)
+    return path.with_name(f"{path.stem}_{name}{path.suffix}") if several else path
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+class _Meter:
+    """One tqdm bar (stderr, in frames) over the videos wrapped with :meth:`wrap`; also times
+    how long reading/decoding the frames took, so scoring speed can leave it out.
+
+    A detector may read its training videos several times (e.g. fitting, then scoring them for
+    ``threshold_``): each new pass over the videos extends the bar and is named in it.
+    """
+
+    def __init__(self, desc: str, frames_per_pass: int | None, quiet: bool):
+        from tqdm import tqdm
+
+        self.desc, self.per_pass, self.passes = desc, frames_per_pass, 1
+        self.bar = tqdm(total=frames_per_pass, desc=desc, unit="frame", disable=quiet,
+                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        self.read_s = 0.0
+
+    def wrap(self, video: Any) -> _Tracked:
+        return _Tracked(video, self)
+
+    def __enter__(self) -> _Meter:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self.bar.leave = False  # clear the bar: the error message stands alone
+        self.bar.close()
+
+
+class _Tracked:
+    """A re-iterable video whose chunks advance a :class:`_Meter`."""
+
+    def __init__(self, video: Any, meter: _Meter):
+        self.video, self.meter, self.passes = video, meter, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        meter = self.meter
+        self.passes += 1
+        if self.passes > meter.passes:
+            meter.passes = self.passes
+            if meter.bar.total is not None and meter.per_pass:
+                meter.bar.total += meter.per_pass
+            meter.bar.set_description(f"{meter.desc} (pass {self.passes})", refresh=False)
+        chunks = iter(self.video)
+        while True:
+            t0 = perf_counter()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                meter.read_s += perf_counter() - t0
+                return
+            meter.read_s += perf_counter() - t0
+            meter.bar.update(int(chunk.shape[0]))
+            yield chunk
+
+
+def _frames(videos: list[Any]) -> int | None:
+    try:
+        return sum(len(v) for v in videos)
+    except TypeError:
+        return None
+
+
+def _fit(det, videos: list[Any], labels: list[Any] | None, quiet: bool) -> float:
+    """Fit ``det`` with a progress bar; returns the seconds it took."""
+    with _Meter(f"fitting {det.name}", _frames(videos), quiet) as meter, _context(f"fitting {det.name}"):
+        t0 = perf_counter()
+        det.fit([meter.wrap(v) for v in videos], labels)
+        return perf_counter() - t0
+
+
+def _score(det, video: Any, meter: _Meter, keep_maps: bool):
+    """Score one video chunk by chunk (as ``Detector.score``); maps are kept only when asked, so
+    memory stays bounded by the chunk size otherwise. Returns ``(Scores, seconds)``, the
+    seconds excluding the time spent reading/decoding frames."""
+    from vadx import Scores
+
+    stream = det.stream()
+    parts = []
+    t0, read0 = perf_counter(), meter.read_s
+    with _context(f"scoring {getattr(video, 'name', '') or 'video'} with {det.name}"):
+        for chunk in meter.wrap(video):
+            for a in range(0, int(chunk.shape[0]), det.chunk_size):
+                s = stream.update(chunk[a:a + det.chunk_size])
+                maps = s.maps.cpu() if keep_maps and s.maps is not None else None
+                parts.append(Scores(s.frame.cpu(), maps))
+    seconds = perf_counter() - t0 - (meter.read_s - read0)
+    return Scores.cat(parts), seconds
+
+
+# ---------------------------------------------------------------------------- plugins
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from vadx import plugins
 
@@ -27,21 +247,461 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- fit
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from vadx import io
+
+    det = _create(args.method, dict(args.set or []))
+    if det.supervised:
+        raise CLIError(f"detector {det.name!r} is supervised (needs frame labels): fit it with "
+                       f"`vadx evaluate` on a labelled dataset, or from Python")
+    det.to(args.device)
+    paths = [_existing(p, "training video (--train)") for p in args.train]
+    readers = [io.open_video(p, chunk_size=det.chunk_size, grayscale=True if args.grayscale else None)
+               for p in paths]
+    channels = {r.shape[0] for r in readers}
+    if len(channels) > 1:
+        raise CLIError("the training videos mix grey and colour frames; pass --grayscale to read "
+                       "them all as grey")
+    seconds = _fit(det, readers, None, args.quiet)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    det.save(out)
+    frames = _frames(readers)
+    print(f"fitted {det.name} on {len(readers)} video{'s' * (len(readers) != 1)} ({frames} frames) "
+          f"in {seconds:.1f} s; threshold_ = {det.threshold_:.6g} (false_alarm_rate "
+          f"{det.false_alarm_rate:g})")
+    print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- score
+def _cmd_score(args: argparse.Namespace) -> int:
+    import vadx
+    from vadx import io
+
+    if args.overlay and Path(args.overlay).suffix.lower() not in io.FOURCC:
+        args.parser.error(f"argument --overlay: the file must end in one of {', '.join(io.FOURCC)}, "
+                          f"got {args.overlay!r}")
+    det = vadx.load(_existing(args.model, "model file"), device=args.device)
+    paths = [_existing(p, "input video") for p in args.inputs]
+    grey = _grayscale(det, args.grayscale)
+    readers = [io.open_video(p, chunk_size=det.chunk_size, grayscale=grey) for p in paths]
+    names, several = _names(paths), len(paths) > 1
+    summary = [("VIDEO", "FRAMES", "ALARMS", "MAX SCORE")]
+    written: list[Path] = []
+    out = open(args.out, "w", newline="") if args.out else sys.stdout
+    try:
+        writer = csv.writer(out)
+        writer.writerow(["video", "frame", "score", "alarm"])
+        with _Meter(f"scoring with {det.name}", _frames(readers), args.quiet) as meter:
+            for path, name, reader in zip(paths, names, readers):
+                scores, _ = _score(det, reader, meter, keep_maps=bool(args.overlay))
+                frame = scores.frame.numpy()
+                alarm = frame > det.threshold_
+                writer.writerows((path, i, f"{s:.9g}", int(a))
+                                 for i, (s, a) in enumerate(zip(frame, alarm)))
+                if args.overlay:
+                    written.append(io.write_overlay(_per_input(args.overlay, name, several), reader,
+                                                    scores, threshold=det.threshold_))
+                if args.plot:
+                    written.append(io.plot_scores(_per_input(args.plot, name, several), scores,
+                                                  threshold=det.threshold_, fps=reader.fps,
+                                                  title=f"{det.name}: {path}"))
+                summary.append((path, str(len(frame)), str(int(alarm.sum())),
+                                f"{frame.max():.6g}" if len(frame) else "-"))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
+    report = sys.stdout if args.out else sys.stderr  # stdout carries the CSV without --out
+    if args.out or not args.quiet:
+        print(_table(summary), file=report)
+        print(f"threshold_ = {det.threshold_:.6g}; alarm = score > threshold_", file=report)
+        for p in ([Path(args.out)] if args.out else []) + written:
+            print(f"wrote {p}", file=report)
+    return 0
+
+
+# ---------------------------------------------------------------------------- evaluate
+def _resolve(args: argparse.Namespace):
+    """(detector, model path or None): load MODEL if it is a file, else create METHOD."""
+    import vadx
+    from vadx import plugins
+
+    what = args.detector
+    if os.path.isfile(what):
+        if args.set:
+            args.parser.error("--set applies when fitting a METHOD, not to a saved model file")
+        return vadx.load(what, device=args.device), what
+    if what not in plugins.detectors() and (os.sep in what or Path(what).suffix):
+        raise CLIError(f"model file not found: {what} (and it is not an installed detector name)")
+    det = _create(what, dict(args.set or []))
+    return det.to(args.device), None
+
+
+def _evaluate(det, ds, args: argparse.Namespace, fit: bool) -> dict[str, Any]:
+    """Fit (if asked) and score ``det`` on dataset ``ds``; the result as JSON values."""
+    from vadx.metrics import Evaluator
+    from vadx.postprocess import PostProcess
+
+    post = PostProcess(normalize=args.normalize, sigma=args.sigma, window=args.window)
+    fit_s = None
+    if fit:
+        labels = None
+        if det.supervised:
+            labels = [v.labels for v in ds.train]
+            if any(lab is None for lab in labels):
+                raise CLIError(f"detector {det.name!r} is supervised, but the training videos of "
+                               f"{ds.name} have no frame labels")
+        fit_s = _fit(det, ds.train, labels, args.quiet)
+    raw = post.normalize is None and post.sigma == 0
+    ev = Evaluator(average=args.average, postprocess=post, threshold=det.threshold_ if raw else None)
+    score_s, processed = 0.0, []
+    with _Meter(f"scoring {det.name}", _frames(ds.test), args.quiet) as meter:
+        for video in ds.test:
+            if video.labels is None:
+                raise CLIError(f"test video {video.name} of {ds.name} has no frame labels")
+            scores, seconds = _score(det, video, meter, keep_maps=video.masks is not None)
+            score_s += seconds
+            ev.add(scores, video.labels, video.masks, name=video.name, video_label=video.video_label)
+            if args.plot_dir:
+                processed.append(post(scores.frame))
+        read_s = meter.read_s
+    res = ev.result()
+    plots = []
+    if args.plot_dir:
+        from vadx import io
+
+        for video, s, row in zip(ds.test, processed, res.per_video):
+            auc = f"frame AUC {row['auc']:.3f}" if row["auc"] is not None else "single-class video"
+            plots.append(str(io.plot_scores(
+                Path(args.plot_dir) / f"{video.name}.png", s, video.labels,
+                threshold=det.threshold_ if raw else None, fps=video.fps,
+                title=f"{det.name} on {ds.name} / {video.name} ({auc})")))
+    n = res.n_frames
+    return {
+        "detector": det.name,
+        "dataset": ds.name,
+        "frame_auc": res.frame_auc,
+        "frame_eer": res.frame_eer,
+        "pixel_auc": res.pixel_auc,
+        "pixel_eer": res.pixel_eer,
+        "video_f1": res.video_f1,
+        "fps": n / score_s if score_s > 0 else None,
+        "n_frames": n,
+        "n_videos": res.n_videos,
+        "threshold": det.threshold_,
+        "seconds": {"fit": fit_s, "score": score_s, "read": read_s},
+        "options": {**res.options, "params": det.get_params(), "device": str(det.device),
+                    "model": None, "dataset_root": None if ds.root is None else str(ds.root),
+                    "dataset_layout": ds.layout, "dataset_options": ds.options},
+        "per_video": res.per_video,
+        "plots": plots,
+    }
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vadx import data
+
+    if (args.normalize == "window") != (args.window is not None):
+        args.parser.error("--window FRAMES goes with --normalize window (and it needs one)")
+    if args.sigma < 0:
+        args.parser.error(f"argument --sigma: must be >= 0, got {args.sigma}")
+    if args.dataset == "synthetic":
+        if args.root is not None:
+            args.parser.error("the synthetic dataset is generated: drop --root")
+    elif args.root is None:
+        args.parser.error(f"--root PATH is required for --dataset {args.dataset}")
+    det, model = _resolve(args)
+    options = dict(args.dataset_opt or [])
+    if model is not None and args.dataset != "synthetic" and "grayscale" not in options:
+        grey = _grayscale(det, False)
+        if grey is not None:  # read the test videos as the model's training frames were read
+            options["grayscale"] = grey
+    if args.root is not None:
+        _existing(args.root, f"dataset root of {args.dataset} (--root)")
+    ds = data.load(args.dataset, args.root, **options)
+    result = _evaluate(det, ds, args, fit=model is None)
+    result["options"]["model"] = model
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    o = result["options"]
+    post = ", ".join(f"{k} {o[k]}" for k in ("normalize", "sigma", "window") if o[k]) or "raw scores"
+    print(f"{result['detector']} on {result['dataset']}: {result['n_videos']} test videos, "
+          f"{result['n_frames']} frames ({o['average']} average, {post})")
+    print(f"  frame AUC {_fmt(result['frame_auc'])}  EER {_fmt(result['frame_eer'])}")
+    if result["pixel_auc"] is not None:
+        print(f"  pixel AUC {_fmt(result['pixel_auc'])}  EER {_fmt(result['pixel_eer'])}  "
+              f"(40 % rule, {o['pixel_videos']} videos with masks and maps)")
+    if result["video_f1"] is not None:
+        print(f"  video F1  {_fmt(result['video_f1'])}  (alarm: a score > threshold_ "
+              f"{result['threshold']:.6g})")
+    sec = result["seconds"]
+    fit = f"fit {sec['fit']:.1f} s, " if sec["fit"] is not None else ""
+    print(f"  speed     {result['fps']:.0f} frames/s scoring ({fit}score {sec['score']:.1f} s, "
+          f"frame reading {sec['read']:.1f} s)" if result["fps"] else "  speed     -")
+    rows = [("VIDEO", "FRAMES", "ANOMALOUS", "AUC", "EER")]
+    rows += [(r["name"], str(r["n_frames"]), str(r["n_anomalous"]), _fmt(r["auc"]), _fmt(r["eer"]))
+             for r in result["per_video"]]
+    print(_table(rows))
+    if result["plots"]:
+        print(f"wrote {len(result['plots'])} score plots to {args.plot_dir}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- demo
+def _scene_preview(path: Path, ds) -> Path:
+    """One frame of each synthetic test clip (the one showing most of the anomaly), outlined."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = min(3, len(ds.test))
+    rows = -(-len(ds.test) // cols)
+    fig = Figure(figsize=(3.2 * cols, 2.7 * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, video in enumerate(ds.test):
+        masks = video.masks.read()
+        area = masks.reshape(len(masks), -1).sum(1)
+        most = np.flatnonzero(area == area.max())
+        t = int(most[len(most) // 2])  # the middle of the frames showing all of it
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(video.read(t, t + 1)[0, 0].numpy(), cmap="gray", vmin=0, vmax=255)
+        if masks[t].any():
+            ax.contour(masks[t].astype(np.float32), levels=[0.5], colors="red", linewidths=1)
+        ax.set_title(f"{video.name}, frame {t}", fontsize="small")
+        ax.set_axis_off()
+    fig.suptitle("synthetic test clips: the anomaly outlined in red", fontsize="medium")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _demo_one(name: str, ds, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import vadx
+    from vadx import io
+    from vadx.metrics import Evaluator
+
+    det = vadx.create(name).to(args.device)
+    fit_s = _fit(det, ds.train, None, args.quiet)
+    ev = Evaluator(threshold=det.threshold_)
+    folder = out / name
+    plots, overlay, score_s = [], None, 0.0
+    with _Meter(f"scoring {name}", _frames(ds.test), args.quiet) as meter:
+        for i, video in enumerate(ds.test):
+            scores, seconds = _score(det, video, meter, keep_maps=True)
+            score_s += seconds
+            ev.add(scores, video.labels, video.masks, name=video.name)
+            plots.append(str(io.plot_scores(folder / f"{video.name}.png", scores, video.labels,
+                                            threshold=det.threshold_,
+                                            title=f"{name}: {video.name}")))
+            if i == 0:
+                overlay = str(io.write_overlay(folder / f"{video.name}.mp4", video, scores,
+                                               threshold=det.threshold_))
+    res = ev.result()
+    return {"detector": name, "frame_auc": res.frame_auc, "frame_eer": res.frame_eer,
+            "pixel_auc": res.pixel_auc, "pixel_eer": res.pixel_eer, "video_f1": res.video_f1,
+            "fps": res.n_frames / score_s if score_s > 0 else None, "n_frames": res.n_frames,
+            "fit_seconds": fit_s, "score_seconds": score_s, "threshold": det.threshold_,
+            "params": det.get_params(), "plots": plots, "overlay": overlay, "error": None}
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vadx import plugins
+    from vadx.data import synthetic
+
+    installed = list(plugins.detectors())
+    names = installed
+    if args.detector:
+        unknown = [n for n in args.detector if n not in installed]
+        if unknown:
+            raise CLIError(f"unknown detector {unknown[0]!r} (--detector); installed: "
+                           f"{', '.join(installed) or '(none)'}")
+        names = list(dict.fromkeys(args.detector))
+    out = Path(args.out)
+    ds = synthetic.make_dataset(args.seed)
+    o = ds.options
+    print(f"vadx demo: a synthetic street scene (seed {args.seed}): {o['n_train']} normal training "
+          f"clips, {o['n_test']} test clips with one anomaly each ({', '.join(o['kinds'])}); "
+          f"{o['n_frames']} frames of {o['height']}x{o['width']} per clip")
+    scene = _scene_preview(out / "scene.png", ds)
+    rows = []
+    for name in names:
+        try:
+            rows.append(_demo_one(name, ds, out, args))
+        except Exception as e:
+            if args.debug:
+                raise
+            rows.append({"detector": name, "error": _one_line(e)})
+    results = out / "results.json"
+    results.write_text(json.dumps({"dataset": {"name": ds.name, **o}, "scene": str(scene),
+                                   "detectors": rows}, indent=2, default=str) + "\n")
+    if not names:
+        print("No detectors are installed, so there is nothing to fit and score. Detectors come "
+              "from plugins: `vadx plugins` lists what is installed (and any plugin that failed to "
+              "load); README.md, \"Writing a detector plugin\", shows how to write one, and "
+              "tests/fixtures/vadx-frame-diff is a complete example to `pip install`.")
+        print(f"wrote {scene} (the test clips, anomalies outlined) and {results} to {out}/")
+        return 0
+    table = [("DETECTOR", "FRAME AUC", "EER", "PIXEL AUC", "FRAMES/S", "FIT S")]
+    for r in rows:
+        if r["error"]:
+            table.append((r["detector"], f"FAILED: {r['error']}", "", "", "", ""))
+        else:
+            table.append((r["detector"], _fmt(r["frame_auc"], 3), _fmt(r["frame_eer"], 3),
+                          _fmt(r["pixel_auc"], 3), f"{r['fps']:.0f}" if r["fps"] else "-",
+                          f"{r['fit_seconds']:.1f}"))
+    print(_table(table))
+    print(f"wrote to {out}/: scene.png (the test clips, anomalies outlined), <detector>/<clip>.png "
+          f"(score plots, ground truth shaded), <detector>/{ds.test[0].name}.mp4 (overlay), "
+          f"results.json (this table)")
+    return 0 if any(not r["error"] for r in rows) else 1
+
+
+# ---------------------------------------------------------------------------- parser
+def _flags(suppress: bool) -> argparse.ArgumentParser:
+    """--debug and --quiet, accepted before the command (defaults) and after it (SUPPRESS keeps
+    a subcommand from overwriting what was given before it)."""
+    p = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else False
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="on an error, show the full traceback instead of one line")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vadx import __version__
+    from vadx.data import DATASETS
+    from vadx.postprocess import NORMALIZATIONS
 
-    parser = argparse.ArgumentParser(prog="vadx", description="Video anomaly detection.")
+    parser = argparse.ArgumentParser(
+        prog="vadx", description="Video anomaly detection.", parents=[_flags(False)],
+        epilog="Exit status: 0 ok, 1 runtime error (one line on stderr; --debug: traceback), "
+               "2 usage error. `vadx COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"vadx {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plugins", help="list plugins and the detectors they provide")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_flags(True)]
+    device = dict(default="cpu", help="torch device to run on (default: cpu)")
+    params = dict(type=_key_value, action="append", metavar="KEY=VALUE",
+                  help="a detector parameter (repeatable); VALUE is parsed as JSON when it can be "
+                       "(3, 0.5, true, [64, 64]), else taken as a string")
+
+    p = sub.add_parser("plugins", parents=common, help="list plugins and the detectors they provide",
+                       description="List the installed plugins and the detectors they provide.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser(
+        "fit", parents=common, help="learn normality from normal videos and save a model file",
+        description="Fit detector METHOD on normal training videos and save it to a model file "
+                    "(safetensors tensors + a JSON header, whatever the file's extension). The "
+                    "file also records the training frames' channel count, so `vadx score` reads "
+                    "new video the same way.")
+    p.add_argument("method", metavar="METHOD", help="detector name (`vadx plugins` lists them)")
+    p.add_argument("--train", nargs="+", action="extend", required=True, metavar="PATH",
+                   help="training videos, each a video file or a folder of frame images")
+    p.add_argument("--set", **params)
+    p.add_argument("--out", required=True, metavar="MODEL", help="the model file to write")
+    p.add_argument("--grayscale", action="store_true", help="read the videos as grey (C = 1)")
+    p.add_argument("--device", **device)
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser(
+        "score", parents=common, help="score videos with a saved model: CSV, overlays, plots",
+        description="Score every frame of each INPUT with a saved model. CSV columns: video (the "
+                    "INPUT as given), frame (0-based), score (higher = more anomalous), alarm (1 "
+                    "when score > the model's threshold_, else 0). With several INPUTs, --overlay "
+                    "and --plot write one file per input: `{name}` in the path is replaced by the "
+                    "input's name (file stem or folder name), otherwise `_<name>` is inserted "
+                    "before the suffix (out.png -> out_cam1.png); with one INPUT the path is used "
+                    "as given.")
+    p.add_argument("model", metavar="MODEL", help="a model file written by `vadx fit` or Detector.save")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="a video file or a folder of frame images")
+    p.add_argument("--out", metavar="CSV", help="write the CSV here (default: stdout)")
+    p.add_argument("--overlay", metavar="VIDEO", help="write the frames with anomaly heat maps and a "
+                   "score bar (.mp4, .avi, .mkv or .mov); holds the video's maps in memory")
+    p.add_argument("--plot", metavar="PNG", help="write a plot of the frame scores and threshold")
+    p.add_argument("--grayscale", action="store_true",
+                   help="read the inputs as grey (default: as the model's training frames)")
+    p.add_argument("--device", **device)
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser(
+        "evaluate", parents=common, help="frame/pixel AUC and EER of a model or method on a dataset",
+        description="Evaluate a saved MODEL, or fit METHOD on the dataset's training videos first, "
+                    "then score the test videos: frame-level AUC/EER, pixel-level AUC/EER (UCSD 40 % "
+                    "rule; where the dataset has masks and the detector maps), video-level F1 (with "
+                    "raw scores, alarm = a frame above threshold_). fps = frames scored / seconds "
+                    "spent in the detector's scoring (frame reading/decoding and fitting excluded; "
+                    "both are reported under \"seconds\").")
+    p.add_argument("detector", metavar="MODEL|METHOD", help="a model file, or a detector name to fit")
+    p.add_argument("--dataset", required=True, choices=DATASETS, metavar="NAME",
+                   help=f"one of: {', '.join(DATASETS)}")
+    p.add_argument("--root", metavar="PATH", help="the dataset folder (not for synthetic)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--plot-dir", metavar="DIR",
+                   help="write one score plot per test video (ground truth shaded) to DIR/<video>.png")
+    p.add_argument("--set", **params)
+    p.add_argument("--dataset-opt", type=_key_value, action="append", metavar="KEY=VALUE",
+                   help="a vadx.data.load option (repeatable), e.g. size=[120,180], grayscale=true, "
+                        "labels=gt.mat; synthetic: seed=1, n_test=3")
+    p.add_argument("--normalize", choices=[n for n in NORMALIZATIONS if n],
+                   help="per-video score normalisation (default: raw scores)")
+    p.add_argument("--window", type=int, metavar="FRAMES", help="window of --normalize window")
+    p.add_argument("--sigma", type=float, default=0.0, metavar="S",
+                   help="Gaussian smoothing of the scores over time, in frames (default 0: none)")
+    p.add_argument("--average", choices=("micro", "macro"), default="micro",
+                   help="frame metrics over all frames (micro, default) or averaged per video (macro)")
+    p.add_argument("--device", **device)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "demo", parents=common, help="run every installed detector on a synthetic scene",
+        description="Generate the synthetic scene (vadx.data.synthetic), fit every installed "
+                    "detector on its normal clips, score its test clips and print frame AUC, EER "
+                    "and frames/s per detector. Writes to DIR: scene.png (the test clips, anomalies "
+                    "outlined), <detector>/<clip>.png score plots, an overlay video of the first "
+                    "clip per detector, and results.json (the table). With no detector installed "
+                    "it says how to get one, writes scene.png and results.json, and exits 0; a "
+                    "detector that fails is shown as FAILED (exit 1 only if all fail).")
+    p.add_argument("--out", default=DEMO_DIR, metavar="DIR",
+                   help=f"output folder (default: ./{DEMO_DIR})")
+    p.add_argument("--seed", type=int, default=0, help="the synthetic scene's seed (default 0)")
+    p.add_argument("--detector", action="append", metavar="NAME",
+                   help="run only this detector (repeatable; default: all installed)")
+    p.add_argument("--device", **device)
+    p.set_defaults(func=_cmd_demo)
+
+    for sp in sub.choices.values():
+        sp.set_defaults(parser=sp)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("vadx: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `vadx score ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"vadx: error: {_one_line(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

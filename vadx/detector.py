@@ -126,11 +126,13 @@ class VideoChunks:
             raise TypeError(f"{name} must be uint8 frames [T, C, H, W] or an iterable of such "
                             f"chunks, got {type(video).__name__}")
         self.source, self.chunk_size, self.device, self.name = video, chunk_size, device, name
+        self.frame_shape: tuple[int, int, int] | None = None  # (C, H, W), known once read
         self._one_shot = not isinstance(video, Tensor) and iter(video) is video
         self._consumed = False
 
     def __iter__(self) -> Iterator[Tensor]:
         if isinstance(self.source, Tensor):
+            self.frame_shape = tuple(self.source.shape[1:])
             for start in range(0, self.source.shape[0], self.chunk_size):
                 yield self.source[start:start + self.chunk_size].to(self.device)
             return
@@ -145,6 +147,7 @@ class VideoChunks:
                 raise ValueError(f"{self.name} chunk {i} has frames of shape {tuple(chunk.shape[1:])}; "
                                  f"earlier chunks had {tuple(shape)}")
             shape = chunk.shape[1:]
+            self.frame_shape = tuple(shape)
             for start in range(0, chunk.shape[0], self.chunk_size):
                 yield chunk[start:start + self.chunk_size].to(self.device)
 
@@ -214,7 +217,8 @@ class Detector:
 
     # ----------------------------------------------------------------- public API
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """Names of the constructor's keyword-only parameters, the base class's included."""
         names: list[str] = []
         for klass in reversed(cls.__mro__):
             init = klass.__dict__.get("__init__")
@@ -227,7 +231,7 @@ class Detector:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (keyword-only, as passed to ``vadx.create``)."""
-        return {n: getattr(self, n) for n in self._param_names()}
+        return {n: getattr(self, n) for n in self.param_names()}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -264,6 +268,9 @@ class Detector:
                              f"be None, got {type(labels).__name__}")
         train_scores = self._fit(chunks, labels)
         self._fitted = True
+        # (C, H, W) of the training frames, saved with the model: how to read new video for it.
+        shape = next((c.frame_shape for c in chunks if c.frame_shape is not None), None)
+        self.input_shape_ = list(shape) if shape is not None else None
         if train_scores is None:
             train_scores = torch.cat([self.score(v).frame for v in chunks])
         self.threshold_ = self._quantile_threshold(train_scores)

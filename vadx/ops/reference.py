@@ -13,6 +13,7 @@ __all__ = [
     "mahalanobis_cascade",
     "rollback_coverage",
     "rollback_coverage_conv_transpose",
+    "sista",
 ]
 
 
@@ -133,3 +134,36 @@ def rollback_coverage_conv_transpose(weights, size, jump, offset, out_size):
     right = max(x0 + W0 - (full.shape[2] + left), 0)
     full = torch.nn.functional.pad(full, (left, right, top, bottom))
     return full[:, y0:y0 + H0, x0:x0 + W0]
+
+
+def sista(x, A, lambda1, lambda2, gamma, S, alpha0, K, mode="signed", dtype=torch.float64):
+    """Luo et al.'s Algorithm 1 line by line (see vadx.ops.sista): a loop over frames and ISTA
+    steps, differentiable by autograd in every tensor input. Computes in ``dtype``; ``dtype=None``
+    keeps x's dtype (the plain-PyTorch baseline of the benchmarks)."""
+    if mode not in ("signed", "nonneg"):
+        raise ValueError(f"mode must be 'signed' or 'nonneg', got {mode!r}")
+    dt = x.dtype if dtype is None else dtype
+
+    def cast(v):
+        return v.to(dt) if isinstance(v, Tensor) else torch.tensor(float(v), dtype=dt, device=x.device)
+
+    out_dtype = x.dtype
+    x, A, S, l1, l2, g = cast(x), cast(A), cast(S), cast(lambda1), cast(lambda2), cast(gamma)
+    B, T, _ = x.shape
+    n = A.shape[1]
+    AtA = A.T @ A
+    alpha = cast(alpha0).expand(B, n)
+    codes = []
+    for t in range(T):
+        s = S[:, t, None]
+        Atx = x[:, t] @ A  # A^T x_t, as rows
+        a = alpha
+        for _ in range(K):
+            z = a - (a @ AtA + s * l2 * a) / g + Atx / g  # line 4 (AtA is symmetric)
+            z = z + s * l2 * alpha / g
+            b = l1 / g
+            a = torch.sign(z) * torch.relu(z.abs() - b) if mode == "signed" else torch.relu(z - b)
+        alpha = a
+        codes.append(a)
+    out = torch.stack(codes, dim=1) if codes else x.new_zeros(B, 0, n)
+    return out.to(out_dtype)

@@ -1,0 +1,295 @@
+"""sista (DESIGN.md op 3) and its backward against the plain-PyTorch reference, hand-written ISTA,
+gradcheck, opcheck and torch.compile; and the TSC helpers."""
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import vadx
+from vadx.ops import reference
+
+op = vadx.ops.sista
+F64 = torch.float64
+PARAMS = dict(lambda1=0.05, lambda2=2.0, gamma=4.0)  # gamma >= ||A||^2 for the make() dictionaries
+
+
+def make(B=3, T=5, d=12, n=16, seed=0, dtype=torch.float32, device="cpu", shared_alpha0=False):
+    """A unit-column dictionary, features it roughly explains, similarities in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.nn.functional.normalize(torch.randn(d, n, generator=g, dtype=F64), dim=0)
+    x = torch.randn(B, T, n, generator=g, dtype=F64) @ A.T * 0.5
+    x += 0.1 * torch.randn(B, T, d, generator=g, dtype=F64)
+    S = torch.rand(B, T, generator=g, dtype=F64)
+    alpha0 = 0.3 * torch.randn(n if shared_alpha0 else (B, n), generator=g, dtype=F64)
+    return tuple(t.to(device=device, dtype=dtype) for t in (x, A, S, alpha0))
+
+
+def soft(z, b, mode):
+    if mode == "signed":
+        return torch.sign(z) * torch.clamp(z.abs() - b, min=0)
+    return torch.clamp(z - b, min=0)
+
+
+def ista(x_t, A, a, lambda1, gamma, K, mode):
+    """K plain ISTA steps on ||x_t - A a||^2 + lambda1 ||a||_1 (step 1/gamma), rows as items."""
+    for _ in range(K):
+        a = soft(a + (x_t - a @ A.T) @ A / gamma, lambda1 / gamma, mode)
+    return a
+
+
+@pytest.mark.parametrize("mode", ["signed", "nonneg"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-13)])
+def test_matches_reference(device, dtype, tol, mode):
+    for K, shared in ((3, False), (1, True), (5, False)):
+        x, A, S, alpha0 = make(dtype=dtype, device=device, shared_alpha0=shared)
+        codes = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=K, mode=mode)
+        expected = reference.sista(*(t.cpu() for t in (x, A)), **PARAMS, S=S.cpu(), alpha0=alpha0.cpu(),
+                                   K=K, mode=mode)
+        assert codes.dtype == dtype and codes.shape == (3, 5, 16)
+        assert 0.1 < (expected != 0).double().mean() < 0.95  # both sides of the threshold
+        assert_close(codes.cpu(), expected, rtol=tol, atol=tol)
+    if mode == "nonneg":
+        assert (codes >= 0).all()
+
+
+def test_scalars_as_tensors_and_numbers_agree(device):
+    x, A, S, alpha0 = make(device=device)
+    as_numbers = op(x, A, 0.05, 2.0, 4.0, S, alpha0, 3)
+    as_tensors = op(x, A, torch.tensor(0.05), torch.tensor(2.0, dtype=F64), torch.tensor(4.0), S, alpha0, 3)
+    assert torch.equal(as_numbers, as_tensors)
+
+
+def test_k1_is_one_ista_step_by_hand(device):
+    x, A, S, alpha0 = make(T=1, dtype=F64, device=device)
+    for mode in ("signed", "nonneg"):
+        codes = op(x, A, 0.05, 2.0, 4.0, S, alpha0, 1, mode)
+        # soft(alpha0 + A^T (x - A alpha0) / gamma): the S terms of line 4 and 5 cancel at K = 1.
+        by_hand = soft(alpha0 + (x[:, 0] - alpha0 @ A.T) @ A / 4.0, 0.05 / 4.0, mode)
+        assert_close(codes[:, 0], by_hand, rtol=1e-13, atol=1e-13)
+
+
+def test_s_zero_decouples_time_steps(device):
+    x, A, S, alpha0 = make(T=6, dtype=F64, device=device)
+    codes = op(x, A, **PARAMS, S=torch.zeros_like(S), alpha0=alpha0, K=3)
+    prev = alpha0
+    for t in range(6):  # each frame: an independent 3-step ISTA, warm-started from the last codes
+        expected = ista(x[:, t], A, prev, 0.05, 4.0, 3, "signed")
+        assert_close(codes[:, t], expected, rtol=1e-12, atol=1e-12)
+        prev = codes[:, t]
+    coupled = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    assert (coupled - codes).abs().max() > 1e-3  # S does couple the frames
+
+
+def test_huge_lambda1_gives_all_zero_codes(device):
+    x, A, S, alpha0 = make(device=device)
+    for mode in ("signed", "nonneg"):
+        assert (op(x, A, 1e6, 2.0, 4.0, S, alpha0, 3, mode) == 0).all()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-13)])
+def test_streaming_in_chunks_equals_one_shot(device, dtype, tol):
+    x, A, S, alpha0 = make(T=9, dtype=dtype, device=device)
+    one_shot = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    chunks, a = [], alpha0
+    for t0, t1 in ((0, 4), (4, 5), (5, 9)):  # a frame at a time in the middle
+        chunks.append(op(x[:, t0:t1], A, **PARAMS, S=S[:, t0:t1], alpha0=a, K=3))
+        a = chunks[-1][:, -1]
+    assert_close(torch.cat(chunks, dim=1), one_shot, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("B,T,n,d", [(0, 4, 16, 12), (3, 0, 16, 12), (3, 4, 0, 12), (3, 4, 16, 0)])
+def test_zero_size(device, B, T, n, d):
+    x = torch.randn(B, T, d, device=device, dtype=F64, requires_grad=True)
+    A = torch.randn(d, n, device=device, dtype=F64, requires_grad=True)
+    S = torch.rand(B, T, device=device, dtype=F64, requires_grad=True)
+    alpha0 = torch.randn(B, n, device=device, dtype=F64, requires_grad=True)
+    codes = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=2)
+    assert codes.shape == (B, T, n)
+    expected = reference.sista(x.cpu(), A.cpu(), **PARAMS, S=S.cpu(), alpha0=alpha0.cpu(), K=2)
+    assert_close(codes.cpu(), expected)
+    codes.sum().backward()
+    for t in (x, A, S, alpha0):
+        assert t.grad.shape == t.shape
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-13)])
+def test_non_contiguous_inputs(device, dtype, tol):
+    x, A, S, alpha0 = make(dtype=dtype, device=device)
+    expected = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    x_nc = x.transpose(0, 1).contiguous().transpose(0, 1)  # [B, T, d] view with T outermost
+    A_nc = A.T.contiguous().T
+    S_nc = torch.stack([S, S], dim=-1)[..., 0]
+    alpha0_nc = torch.stack([alpha0, alpha0], dim=-1)[..., 1]
+    assert not any(t.is_contiguous() for t in (x_nc, A_nc, S_nc, alpha0_nc))
+    codes = op(x_nc, A_nc, **PARAMS, S=S_nc, alpha0=alpha0_nc, K=3)
+    assert_close(codes, expected, rtol=tol, atol=tol)
+    shared = alpha0[0].expand(3, -1)  # zero row stride
+    expected = op(x, A, **PARAMS, S=S, alpha0=alpha0[0], K=3)
+    assert_close(op(x, A, **PARAMS, S=S, alpha0=shared, K=3), expected, rtol=tol, atol=tol)
+
+
+def test_nan_in_x_poisons_its_item_from_that_frame_on(device):
+    x, A, S, alpha0 = make(T=6, device=device)
+    clean = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    x[1, 2, 5] = float("nan")
+    codes = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    assert torch.isnan(codes[1, 2:]).all()
+    keep = torch.ones(3, 6, dtype=torch.bool)
+    keep[1, 2:] = False
+    assert_close(codes[keep], clean[keep], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["signed", "nonneg"])
+def test_gradcheck_every_input(device, mode):
+    x, A, S, alpha0 = make(B=2, T=3, d=4, n=5, dtype=F64, device=device)
+    scalars = [torch.tensor(v, dtype=F64, device=device) for v in (0.05, 1.5, 3.0)]
+    inputs = [t.clone().requires_grad_() for t in (x, A, *scalars, S, alpha0)]
+
+    def f(x, A, lambda1, lambda2, gamma, S, alpha0):
+        return op(x, A, lambda1, lambda2, gamma, S, alpha0, 3, mode)
+
+    assert 0.2 < (f(*inputs) != 0).double().mean() < 1  # kinks exercised, not only the linear part
+    assert torch.autograd.gradcheck(f, inputs)
+    # A given A^T A is an input of its own (the op's cached-Gram path), with its own gradient.
+    gram = (A.T @ A + 0.1 * torch.rand(5, 5, dtype=F64, device=device)).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, A, gram, S: torch.ops.vadx.sista(x, A, gram, *scalars, S, alpha0, 2, mode)[0],
+        (inputs[0], inputs[1], gram, inputs[5]),
+    )
+
+
+@pytest.mark.parametrize("mode", ["signed", "nonneg"])
+def test_gradients_match_autograd_through_reference(device, mode):
+    """float32 at the paper's batch (21 patches x 4 clips, 10 frames, K = 3), d = n = 128, against
+    autograd through the float64 reference."""
+    x, A, S, alpha0 = make(B=84, T=10, d=128, n=128, seed=3, device=device)
+    scalars = [torch.tensor(v, device=device) for v in (0.5, 2.0, 6.0)]
+    leaves = [t.clone().requires_grad_() for t in (x, A, *scalars, S, alpha0)]
+    ref_leaves = [t.detach().cpu().requires_grad_() for t in leaves]
+    w = torch.randn(84, 10, 128, generator=torch.Generator().manual_seed(1))
+    codes = op(*leaves[:6], leaves[6], 3, mode).cpu()
+    assert 0.2 < (codes == 0).float().mean() < 0.9
+    (codes * w).sum().backward()
+    (reference.sista(*ref_leaves[:6], ref_leaves[6], 3, mode) * w).sum().backward()
+    names = ("x", "A", "lambda1", "lambda2", "gamma", "S", "alpha0")
+    for name, a, b in zip(names, leaves, ref_leaves):
+        scale = b.grad.abs().max().item()
+        assert_close(a.grad.cpu(), b.grad, rtol=1e-3, atol=1e-4 * scale, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_cached_gram_follows_in_place_updates():
+    x, A, S, alpha0 = make(dtype=F64)
+    with torch.no_grad():
+        first = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)  # fills the cache
+        assert torch.equal(op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3), first)
+        A.mul_(0.5)  # bumps A's version counter: the cached A^T A is stale
+        cached = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    fresh = op(x, A.clone().requires_grad_(), **PARAMS, S=S, alpha0=alpha0, K=3)  # no cache
+    assert_close(cached, fresh.detach(), rtol=1e-14, atol=1e-14)
+    assert (cached - first).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "change,exc,pattern",
+    [
+        (dict(x=torch.zeros(3, 5)), ValueError, r"x must be 3-D \[B, T, d\], got 2-D with shape \[3, 5\]"),
+        (dict(x=torch.zeros(3, 5, 12, dtype=torch.int64)), TypeError,
+         r"x must be float32 or float64, got Long"),
+        (dict(A=torch.zeros(11, 16)), ValueError,
+         r"A must have shape \[d, n\] with d = 12 \(x's last dim\), got \[11, 16\]"),
+        (dict(A=torch.zeros(12, 16, dtype=F64)), TypeError, r"A must have x's dtype Float, got Double"),
+        (dict(S=torch.zeros(3, 4)), ValueError, r"S must have shape \[B, T\] = \[3, 5\], got \[3, 4\]"),
+        (dict(S=torch.zeros(3, 5, dtype=F64)), TypeError, r"S must have x's dtype Float, got Double"),
+        (dict(alpha0=torch.zeros(2, 16)), ValueError,
+         r"alpha0 must have shape \[B, n\] = \[3, 16\], got \[2, 16\]"),
+        (dict(alpha0=torch.zeros(15)), ValueError,
+         r"alpha0 must have shape \[B, n\] = \[3, 16\], got \[15\]"),
+        (dict(K=0), ValueError, r"K \(ISTA steps per frame\) must be >= 1, got 0"),
+        (dict(K=2.0), TypeError, r"K must be an int, got float"),
+        (dict(mode="relu"), ValueError, r"mode must be 'signed' or 'nonneg', got 'relu'"),
+        (dict(gamma=torch.ones(1)), ValueError, r"gamma must be a number or a 0-d tensor, got shape \(1,\)"),
+        (dict(lambda1="0.1"), TypeError, r"lambda1 must be a number or a 0-d tensor, got str"),
+        (dict(S=[[1.0]]), TypeError, r"S must be a torch.Tensor, got list"),
+    ],
+)
+def test_bad_arguments(change, exc, pattern):
+    x, A, S, alpha0 = make()
+    kw = dict(x=x, A=A, **PARAMS, S=S, alpha0=alpha0, K=3, mode="signed") | change
+    with pytest.raises(exc, match=pattern):
+        op(**kw)
+
+
+def test_bad_arguments_of_the_ops():
+    x, A, S, alpha0 = make()
+    s = torch.tensor(1.0)
+    with pytest.raises(ValueError, match=r"lambda2 must have shape \[\] \(a 0-d tensor\) = \[\], got \[1\]"):
+        torch.ops.vadx.sista(x, A, None, s, s.reshape(1), s, S, alpha0, 3, "signed")
+    with pytest.raises(ValueError, match=r"gram must have shape \[n, n\] \(A\^T A\) = \[16, 16\], got \[16, 15\]"):
+        torch.ops.vadx.sista(x, A, torch.zeros(16, 15), s, s, s, S, alpha0, 3, "signed")
+    codes, states = torch.ops.vadx.sista(x, A, None, s, s, s, S, alpha0, 3, "signed")
+    with pytest.raises(ValueError, match=r"sista_backward: states must have shape \[T, K, B, n\] = "
+                                         r"\[5, 3, 3, 16\], got \[5, 3, 2, 16\]"):
+        torch.ops.vadx.sista_backward(codes, x, A, None, s, s, s, S, codes, states[:, :, :2], "signed")
+
+
+def test_opcheck(device):
+    x, A, S, alpha0 = make(B=2, T=3, d=4, n=5, dtype=F64, device=device)
+    scalars = [torch.tensor(v, dtype=F64, device=device, requires_grad=True) for v in (0.05, 1.5, 3.0)]
+    x, A, S, alpha0 = (t.requires_grad_() for t in (x, A, S, alpha0))
+    gram = (A.detach().T @ A.detach()).requires_grad_()
+    for g, mode in ((None, "signed"), (gram, "nonneg")):
+        torch.library.opcheck(torch.ops.vadx.sista.default, (x, A, g, *scalars, S, alpha0, 2, mode))
+    torch.library.opcheck(torch.ops.vadx.sista.default,
+                          (x[:, :0], A, None, *scalars, S[:, :0], alpha0, 2, "signed"))  # T = 0
+    codes, states = torch.ops.vadx.sista(x, A, None, *scalars, S, alpha0, 2, "signed")
+    plain = [t.detach() for t in (x, A, *scalars, S, codes)]
+    grad = torch.randn_like(plain[-1])
+    for g in (None, gram.detach()):
+        torch.library.opcheck(torch.ops.vadx.sista_backward.default,
+                              (grad, *plain[:2], g, *plain[2:], states, "signed"))
+
+
+def test_torch_compile_fullgraph():
+    x, A, S, alpha0 = make()
+    gamma = torch.tensor(4.0, requires_grad=True)
+    A = A.requires_grad_()
+
+    def f(x, A, gamma, S, alpha0):
+        codes = op(x, A, 0.05, 2.0, gamma, S, alpha0, 3)
+        return vadx.ops.reconstruction_error(x, A, codes).mean()
+
+    compiled = torch.compile(f, fullgraph=True)
+    loss, expected = compiled(x, A, gamma, S, alpha0), f(x, A, gamma, S, alpha0)
+    assert_close(loss, expected)
+    grads = torch.autograd.grad(loss, (A, gamma))
+    for a, b in zip(grads, torch.autograd.grad(expected, (A, gamma))):
+        assert_close(a, b)
+
+
+def test_reconstruction_error():
+    x, A, S, alpha0 = make(dtype=F64)
+    codes = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    err = vadx.ops.reconstruction_error(x, A, codes)
+    assert err.shape == (3, 5)
+    assert_close(err[1, 2], ((x[1, 2] - A @ codes[1, 2]) ** 2).sum())
+    with pytest.raises(ValueError, match=r"alpha must have shape \(3, 5, 16\) .* got \(3, 5, 15\)"):
+        vadx.ops.reconstruction_error(x, A, codes[..., :15])
+    with pytest.raises(ValueError, match=r"x must have shape \[..., d\] with d = 12 .* got \(3, 5, 11\)"):
+        vadx.ops.reconstruction_error(x[..., :11], A, codes)
+
+
+def test_tsc_dictionary_step():
+    x, A, S, alpha0 = make(B=4, T=6, dtype=F64)
+    codes = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    A_before = A.clone()
+    new = vadx.ops.tsc_dictionary_step(A, x, codes, lr=0.05)
+    assert torch.equal(A, A_before) and not new.requires_grad
+    # The documented step: gradient of the mean squared error, then column norms clipped to 1.
+    X, C = x.reshape(-1, 12), codes.reshape(-1, 16)
+    step = A + 0.05 * 2 / X.shape[0] * (X - C @ A.T).T @ C
+    assert_close(new, step / torch.linalg.vector_norm(step, dim=0).clamp_min(1.0))
+    assert (torch.linalg.vector_norm(new, dim=0) <= 1 + 1e-12).all()
+    mse = lambda D: vadx.ops.reconstruction_error(x, D, codes).mean()  # noqa: E731
+    assert mse(vadx.ops.tsc_dictionary_step(A, x, codes, lr=0.01)) < mse(A)
+    short = A * 0.5  # columns shorter than 1 are not projected
+    assert_close(vadx.ops.tsc_dictionary_step(short, x[:0], codes[:0], lr=1.0), short)
