@@ -69,6 +69,16 @@ def test_matches_reference(device, dtype, rtol):
     assert_matches(run(feats, model, 6.0, 8.0, 5.0, device), expected, 6.0, 8.0, 5.0, rtol)
 
 
+def test_frames_larger_than_one_tile():
+    # m = 256 channels: a CPU tile holds 1024 positions, so 40x30 frames span two tiles each.
+    _, mix, model = make_model(m=256, h=8, n=400)
+    feats = make_feats(mix, B=2, H=40, W=30)
+    d1 = ref(feats, model, 0.0, 0.0, 0.0)[0]
+    beta, alpha = (float(d1.flatten().quantile(q)) for q in (0.3, 0.7))
+    expected = ref(feats, model, beta, alpha, 3.0)
+    assert_matches(run(feats, model, beta, alpha, 3.0), expected, beta, alpha, 3.0, 2e-5)
+
+
 def test_d1_matches_scipy_and_sklearn():
     train, mix, model = make_model(dtype=torch.float64)
     train = train.double()
