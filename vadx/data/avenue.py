@@ -22,6 +22,7 @@ import numpy as np
 from vadx.data.base import Dataset, DatasetError, Masks, Video, layout_error
 from vadx.data.frames import EXPECTED as FRAMES_EXPECTED
 from vadx.data.frames import is_frames_layout, load_frames
+from vadx.data.labels import read_mat_cells
 from vadx.io.readers import VIDEO_EXTENSIONS, FileReader, natural_key
 
 EXPECTED = [
@@ -42,17 +43,7 @@ def _videos(folder: Path) -> list[Path]:
 
 def read_vol_label(path: Path) -> np.ndarray:
     """bool ``[T, H, W]`` from an Avenue ``<n>_label.mat`` (variable ``volLabel``)."""
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(str(path), squeeze_me=True)
-    except Exception as e:
-        raise DatasetError(f"{path}: not a readable MATLAB .mat file: {e}") from e
-    if "volLabel" not in mat:
-        keys = sorted(k for k in mat if not k.startswith("__"))
-        raise DatasetError(f"{path}: expected a variable 'volLabel' (one mask per frame), found {keys}")
-    vol = mat["volLabel"]
-    frames = list(np.atleast_1d(vol).ravel()) if vol.dtype == object else [vol]
+    frames = read_mat_cells(path, "volLabel", "one mask per frame", DatasetError)
     return np.stack([np.asarray(m) > 0 for m in frames])
 
 

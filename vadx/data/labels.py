@@ -91,20 +91,25 @@ def parse_m_file(path: str | os.PathLike) -> list[np.ndarray]:
     return out
 
 
-def _mat_ranges(path: Path) -> list[np.ndarray]:
+def read_mat_cells(path: Path, var: str, what: str, error: type[Exception] = ValueError) -> list:
+    """The entries of the MATLAB variable ``var`` of a .mat file: a cell array loads as an object
+    array (one entry per cell), a plain matrix as a single entry. ``what`` describes the variable
+    in the error raised (as ``error``) when the file is unreadable or lacks it."""
     from scipy.io import loadmat
 
     try:
         mat = loadmat(str(path), squeeze_me=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable MATLAB .mat file: {e}") from e
-    if "gt" not in mat:
+        raise error(f"{path}: not a readable MATLAB .mat file: {e}") from e
+    if var not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
-        raise ValueError(f"{path}: expected a variable 'gt' (a cell of 2 x K frame ranges per test "
-                         f"video), found {keys}")
-    gt = mat["gt"]
-    # a cell loads as an object array; a single video's plain matrix loads as numbers
-    entries = list(np.atleast_1d(gt).ravel()) if gt.dtype == object else [gt]
+        raise error(f"{path}: expected a variable {var!r} ({what}), found {keys}")
+    value = mat[var]
+    return list(np.atleast_1d(value).ravel()) if value.dtype == object else [value]
+
+
+def _mat_ranges(path: Path) -> list[np.ndarray]:
+    entries = read_mat_cells(path, "gt", "a cell of 2 x K frame ranges per test video")
     out = []
     for k, e in enumerate(entries):
         e = np.asarray(e, dtype=np.int64)
