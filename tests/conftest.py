@@ -38,9 +38,12 @@ def example_plugin_site(tmp_path_factory):
 
 @pytest.fixture
 def plugin_env(monkeypatch):
-    """Put plugin folders on sys.path and reload the host; undone after the test."""
+    """Put plugin folders on sys.path and reload the host; undone after the test.
+
+    vadx's own first-party plugins are disabled (by distribution name), so a test sees exactly
+    the plugins it adds."""
     monkeypatch.delenv("VADX_LOAD_PLUGINS", raising=False)
-    monkeypatch.delenv("VADX_DISABLE_PLUGINS", raising=False)
+    monkeypatch.setenv("VADX_DISABLE_PLUGINS", "vadx")
     added: list[str] = []
 
     def add(*paths):

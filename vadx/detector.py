@@ -194,6 +194,13 @@ class Detector:
     name: ClassVar[str] = ""
     supervised: ClassVar[bool] = False  # True: fit() needs frame labels
 
+    @classmethod
+    def demo_params(cls) -> dict[str, Any]:
+        """Parameters ``vadx demo`` creates this detector with, so that fitting it on the small
+        synthetic scene takes about a minute on a laptop CPU (e.g. fewer epochs; random backbone
+        weights unless ``VADX_WEIGHTS_DIR`` is set). The paper's values stay the defaults."""
+        return {}
+
     def __init__(self, *, false_alarm_rate: float = 0.01, chunk_size: int = 64):
         if not 0.0 < false_alarm_rate < 1.0:
             raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate!r}")
