@@ -99,6 +99,17 @@ def test_weights_dir_lookup(tmp_path, monkeypatch):
     assert load_backbone("resnet18").weights_info.path == os.fspath(path)
 
 
+def test_demo_weights(tmp_path, monkeypatch):
+    from vadx.features import demo_weights
+
+    monkeypatch.delenv("VADX_WEIGHTS_DIR", raising=False)
+    assert demo_weights("resnet18") == "random"
+    monkeypatch.setenv("VADX_WEIGHTS_DIR", str(tmp_path))
+    assert demo_weights("resnet18") == "random"
+    _save_torchvision_style(tmp_path, "resnet18", load_backbone("resnet18", "random"))
+    assert demo_weights("resnet18") is None and demo_weights("alexnet") == "random"
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="backbone must be one of .* got 'vgg16'"):
         load_backbone("vgg16", "random")

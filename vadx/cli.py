@@ -2,7 +2,7 @@
 
 Commands (``vadx COMMAND --help`` for each):
 
-- ``vadx plugins [--json]``: the installed plugins and the detectors they provide.
+- ``vadx plugins [--json]``: the installed plugins and the detectors (and object detectors) they provide.
 - ``vadx fit METHOD --train PATH... --out MODEL``: learn normality from normal videos.
 - ``vadx score MODEL INPUT... [--out CSV] [--overlay MP4] [--plot PNG]``: frame scores, alarms.
 - ``vadx evaluate (MODEL | METHOD) --dataset NAME --root PATH [--json]``: benchmark metrics.
@@ -232,14 +232,18 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
     found = plugins.list_plugins()
     if args.json:
-        print(json.dumps([vars(p) for p in found], indent=2))
+        # "object_detectors" is added only where a plugin provides some, so the entries of
+        # detector-only plugins keep the keys they always had.
+        print(json.dumps([{k: v for k, v in vars(p).items() if k != "object_detectors" or v}
+                          for p in found], indent=2))
         return 0
     if not found:
         print("No vadx plugins installed (entry-point group 'vadx').")
         return 0
     rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "DETECTORS")]
     for p in found:
-        what = f"FAILED: {p.error}" if p.error else (", ".join(p.detectors) or "(none)")
+        provides = p.detectors + [f"{o} (object detector)" for o in p.object_detectors]
+        what = f"FAILED: {p.error}" if p.error else (", ".join(provides) or "(none)")
         rows.append((p.name, p.distribution or "-", p.version or "-", what))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
@@ -482,12 +486,20 @@ def _scene_preview(path: Path, ds) -> Path:
 
 
 def _demo_one(name: str, ds, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    import vadx
-    from vadx import io
+    import numpy as np
+
+    from vadx import io, plugins
+    from vadx.data import synthetic
     from vadx.metrics import Evaluator
 
-    det = vadx.create(name).to(args.device)
-    fit_s = _fit(det, ds.train, None, args.quiet)
+    cls = plugins.get_detector(name).cls
+    det = cls(**cls.demo_params()).to(args.device)
+    train, labels = ds.train, None
+    if cls.supervised:  # extra labelled clips of the same scene, disjoint from the test clips
+        extra = synthetic.make_dataset(ds.options["seed"], n_test=2 * len(ds.test)).test[len(ds.test):]
+        train = [*ds.train, *extra]
+        labels = [np.zeros(len(v), np.int64) for v in ds.train] + [v.labels for v in extra]
+    fit_s = _fit(det, train, labels, args.quiet)
     ev = Evaluator(threshold=det.threshold_)
     folder = out / name
     plots, overlay, score_s = [], None, 0.0
@@ -591,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
                   help="a detector parameter (repeatable); VALUE is parsed as JSON when it can be "
                        "(3, 0.5, true, [64, 64]), else taken as a string")
 
-    p = sub.add_parser("plugins", parents=common, help="list plugins and the detectors they provide",
+    p = sub.add_parser("plugins", parents=common, help="list plugins and the detectors and object detectors they provide",
                        description="List the installed plugins and the detectors they provide.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_plugins)

@@ -16,3 +16,10 @@ hookimpl = pluggy.HookimplMarker("vadx")
 @hookspec
 def vadx_register_detectors(register: Callable[[type[Detector]], None]) -> None:
     """Register Detector subclasses by calling ``register(cls)`` once for each."""
+
+
+@hookspec
+def vadx_register_object_detectors(register: Callable[[type], None]) -> None:
+    """Register object detector classes (:class:`vadx.objects.ObjectDetector` subclasses with a
+    lower-case ``name``) by calling ``register(cls)`` once for each; detectors that use scene
+    context (two-stream's bag-of-objects) look them up by name."""

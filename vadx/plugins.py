@@ -11,6 +11,14 @@ distribution names):
 A plugin that fails to import, implements an unknown hook, or raises while registering is
 skipped with a :class:`vadx.errors.PluginWarning` and reported by :func:`list_plugins` (and
 ``vadx plugins``); the other plugins are unaffected.
+
+Two hooks (:mod:`vadx.hookspecs`): ``vadx_register_detectors`` (anomaly detectors,
+:func:`detectors`) and ``vadx_register_object_detectors`` (object detectors for scene context,
+:func:`object_detectors`). A plugin may implement either or both; registration is all or nothing
+per plugin: if one hook raises, nothing of that plugin stays registered.
+
+vadx's own object detector (``darknet``, :mod:`vadx.objects`) is declared in the same entry-point
+group (``objects``, distribution ``vadx``), like the first-party detector plugins.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class PluginInfo:
     version: str | None
     detectors: list[str] = field(default_factory=list)
     error: str | None = None
+    object_detectors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,19 @@ class DetectorEntry:
     version: str | None
 
 
+@dataclass(frozen=True)
+class ObjectDetectorEntry:
+    """A registered object detector class and the plugin that registered it."""
+
+    cls: type
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
 _plugins: dict[str, PluginInfo] = {}
 _detectors: dict[str, DetectorEntry] = {}
+_object_detectors: dict[str, ObjectDetectorEntry] = {}
 _loaded = False
 
 
@@ -104,45 +124,66 @@ def load_plugins() -> None:
         except Exception as e:  # a plugin must never crash the host
             _fail(info, "import", e)
             continue
-        try:
-            pm.register(module, name=ep.name)
-            pm.check_pending()  # hooks nobody specified: typos like vadx_register_detector
-        except Exception as e:
-            if pm.is_registered(module):
-                pm.unregister(module)
-            _fail(info, "hook validation", e)
-            continue
-        _register_detectors_of(info)
+        _register_module(info, module)
 
 
-def _register_detectors_of(info: PluginInfo) -> None:
-    registered: list[str] = []
+def _register_module(info: PluginInfo, module: object) -> None:
+    try:
+        pm.register(module, name=info.name)
+        pm.check_pending()  # hooks nobody specified: typos like vadx_register_detector
+    except Exception as e:
+        if pm.is_registered(module):
+            pm.unregister(module)
+        _fail(info, "hook validation", e)
+        return
+    _register_classes_of(info)
 
-    def register(cls: type[Detector]) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Detector)):
-            raise TypeError(f"register() takes a vadx.Detector subclass, got {cls!r}")
-        name = getattr(cls, "name", None)
-        if not isinstance(name, str) or not _DETECTOR_NAME.match(name):
-            raise ValueError(
-                f"{cls.__qualname__}.name must be a lower-case name like 'fcn-cascade', got {name!r}")
-        if name in _detectors:
-            raise ValueError(
-                f"detector name {name!r} is already registered by plugin {_detectors[name].plugin!r}")
-        _detectors[name] = DetectorEntry(cls, info.name, info.distribution, info.version)
-        registered.append(name)
+
+def _register_classes_of(info: PluginInfo) -> None:
+    """Call the plugin's two registration hooks; on any failure undo both (all or nothing)."""
+    from vadx.objects import ObjectDetector
 
     plugin = pm.get_plugin(info.name)
-    for impl in pm.hook.vadx_register_detectors.get_hookimpls():
-        if impl.plugin is not plugin:
-            continue
-        try:
-            impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as e:
-            for name in registered:  # all or nothing per plugin
-                del _detectors[name]
-            registered.clear()
-            _fail(info, "vadx_register_detectors", e)
-    info.detectors = sorted(registered)
+    done: list[tuple[dict, str]] = []
+
+    def registrar(registry: dict, base: type, shown: str, what: str, example: str, entry_cls: type):
+        def register(cls: type) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise TypeError(f"register() takes a {shown} subclass, got {cls!r}")
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not _DETECTOR_NAME.match(name):
+                raise ValueError(
+                    f"{cls.__qualname__}.name must be a lower-case name like {example!r}, got {name!r}")
+            if name in registry:
+                raise ValueError(f"{what} name {name!r} is already registered by plugin "
+                                 f"{registry[name].plugin!r}")
+            registry[name] = entry_cls(cls, info.name, info.distribution, info.version)
+            done.append((registry, name))
+        return register
+
+    hooks = [
+        (pm.hook.vadx_register_detectors,
+         registrar(_detectors, Detector, "vadx.Detector", "detector", "fcn-cascade", DetectorEntry)),
+        (pm.hook.vadx_register_object_detectors,
+         registrar(_object_detectors, ObjectDetector, "vadx.objects.ObjectDetector", "object detector", "darknet",
+                   ObjectDetectorEntry)),
+    ]
+    for hook, register in hooks:
+        for impl in hook.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except Exception as e:
+                for registry, name in done:  # all or nothing per plugin
+                    del registry[name]
+                done.clear()
+                _fail(info, hook.name, e)
+                break
+        if info.error:
+            break
+    info.detectors = sorted(n for r, n in done if r is _detectors)
+    info.object_detectors = sorted(n for r, n in done if r is _object_detectors)
 
 
 def reload() -> None:
@@ -152,6 +193,7 @@ def reload() -> None:
         pm.unregister(plugin, name=name)
     _plugins.clear()
     _detectors.clear()
+    _object_detectors.clear()
     _loaded = False
     load_plugins()
 
@@ -177,5 +219,24 @@ def get_detector(name: str) -> DetectorEntry:
         raise LookupError(
             f"unknown detector {name!r}; installed: {', '.join(found) or '(none)'}{hint}. "
             f"`vadx plugins` lists plugins and their detectors."
+        )
+    return found[name]
+
+
+def object_detectors() -> dict[str, ObjectDetectorEntry]:
+    """The registered object detectors by name (hook ``vadx_register_object_detectors``)."""
+    load_plugins()
+    return dict(sorted(_object_detectors.items()))
+
+
+def get_object_detector(name: str) -> ObjectDetectorEntry:
+    """The registry entry of object detector ``name``; a LookupError names the installed ones."""
+    found = object_detectors()
+    if name not in found:
+        failed = [p.name for p in _plugins.values() if p.error]
+        hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
+        raise LookupError(
+            f"unknown object detector {name!r}; installed: {', '.join(found) or '(none)'}{hint}. "
+            f"`vadx plugins` lists plugins and what they provide."
         )
     return found[name]

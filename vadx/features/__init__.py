@@ -102,6 +102,16 @@ def find_weights(name: str, folder: str | os.PathLike | None = None) -> Path:
                             f"{', '.join(spec.file_patterns)}); {how}")
 
 
+def demo_weights(name: str) -> str | None:
+    """For quick demos: None (use ``$VADX_WEIGHTS_DIR``) when it holds weights for ``name``, else
+    ``"random"``. Detectors' ``demo_params`` use it; real use passes weights explicitly."""
+    try:
+        find_weights(name)
+    except FileNotFoundError:
+        return "random"
+    return None
+
+
 def _spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
         raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {name!r}")
@@ -231,6 +241,7 @@ __all__ = [
     "ResNet",
     "WeightsInfo",
     "conv_geometry",
+    "demo_weights",
     "find_weights",
     "imagenet_normalize",
     "load_backbone",

@@ -1,0 +1,201 @@
+"""two-stream: scoring speed per component at 224x224, and supervised cross-validation on UCSD Ped2.
+
+Run:
+    VADX_BENCH_THREADS=1 pytest bench/test_two_stream.py -p no:logging -s
+(one torch thread: on this shared 2-core machine two threads spin against the other jobs and run
+~10x slower.) Weights used (the only ones available here): ImageNet MobileNetV2
+(mobilenet_v2_imagenet.pth) for both streams, Yolo-Fastest-1.1-XL (COCO, Darknet) for the bag of
+objects; the paper used ResNet-50 and YOLOv4.
+
+Cross-validation (the one supervised protocol Ped2 allows): the 12 labelled test videos in the 4
+folds of :data:`FOLDS`; each fold trains on the other 9 test videos' frame labels plus the 16
+training/ videos as extra normal data, holds out :func:`validation_video` of those 9 for early
+stopping, and scores its 3 videos. Frame AUC is computed over all out-of-fold SAS scores (and the
+raw confidences), VL-F1 with the paper's rule (a video is anomalous when SAS > 0.5 anywhere; all
+12 Ped2 test videos contain anomalies, so VL-F1 is 1.0 unless a video is missed). Ped2 is 10 fps
+(source_fps=10); its grey frames are replicated to RGB. Backbone features and bags are extracted
+once per video (backbones are frozen in phase 1, so this is exact) and cached under
+``$VADX_BENCH_CACHE`` (default /tmp/vadx_two_stream_cache); out-of-fold frames are scored from the
+cached features with the same classifier + SAS as ``_update`` (checked against ``det.score`` on
+one video). Phase 2 (fine-tuning both backbones) is skipped here: one epoch through two
+MobileNetV2s costs minutes per fold on this CPU (it is tested on tiny inputs in
+tests/test_two_stream.py). Schedule: phase 1 with ``MAX_EPOCHS`` epochs at most (paper: until
+early stopping, patience 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vadx
+import vadx.data
+from vadx.metrics import roc_auc, video_f1
+from vadx.ops.accumulator_score import accumulator_score
+
+torch.set_num_threads(int(os.environ.get("VADX_BENCH_THREADS", "1")))
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+W = SHARED / "weights"
+PED2 = SHARED / "data" / "ucsd_ped2"
+CACHE = Path(os.environ.get("VADX_BENCH_CACHE", "/tmp/vadx_two_stream_cache"))
+RESULTS = Path(__file__).parent / "results" / "two_stream_ped2.json"
+FOLDS = [["01", "05", "09"], ["02", "06", "10"], ["03", "07", "11"], ["04", "08", "12"]]
+MAX_EPOCHS = int(os.environ.get("VADX_TWO_STREAM_EPOCHS", "8"))
+
+needs = pytest.mark.skipif(not (W / "mobilenet_v2_imagenet.pth").is_file()
+                           or not (W / "yolo-fastest-1.1-xl.cfg").is_file(),
+                           reason="shared MobileNetV2 / Yolo-Fastest weights absent")
+OBJECTS = {"name": "darknet", "cfg": str(W / "yolo-fastest-1.1-xl.cfg"),
+           "weights": str(W / "yolo-fastest-1.1-xl.weights"), "names": str(W / "coco.names")}
+
+
+def make(**kw):
+    return vadx.create("two-stream", backbone="mobilenet_v2", weights=str(W / "mobilenet_v2_imagenet.pth"),
+                       object_detector=OBJECTS, source_fps=10.0, progress=False, **kw)
+
+
+def validation_video(train_names: list[str]) -> str:
+    """The held-out validation video of a fold: the first of its 9 training test videos."""
+    return sorted(train_names)[0]
+
+
+def _time(fn, reps=2):
+    fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
+
+
+@needs
+def test_speed_components():
+    """Frames/s of each scoring stage on 224x224 RGB frames (one run, so the ratios compare)."""
+    det = make()
+    det._setup()
+    n = 16
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8, generator=g)
+    frames = (frames // 4 + torch.arange(n).view(n, 1, 1, 1).to(torch.uint8) * 8)  # some motion
+    state: dict = {}
+    small, flow = det._inputs(state, frames)
+    objects = det._object_detector()
+    sigma = torch.rand(n, generator=g)
+    net = det.net_
+    with torch.inference_mode():
+        times = {
+            "flow (Farneback + HSV image)": _time(lambda: det._inputs({}, frames)),
+            "backbones (2x MobileNetV2)": _time(lambda: det._embed(small, flow)),
+            "bag-of-objects (Yolo-Fastest-XL)": _time(lambda: objects.detect(frames)),
+            "classifier (FC 4096 x2)": _time(lambda: net.head(torch.zeros(n, det.in_features_))),
+            "SAS": _time(lambda: accumulator_score(sigma, 0.5, 2.0, -7.0, 7.0, -7.0)),
+        }
+        det._fitted = True
+        det.threshold_ = 0.5
+        total = _time(lambda: det.stream().update(frames))
+    fps = {k: n / v for k, v in times.items()}
+    fps["total (_update)"] = n / total
+    print(f"\ntwo-stream scoring at 224x224, {torch.get_num_threads()} torch thread(s), frames/s:")
+    for k, v in fps.items():
+        print(f"  {k:36s} {v:10.1f} fps   ({times.get(k, total) / total:6.1%} of _update)")
+    _merge({"speed_224_fps": {k: round(v, 2) for k, v in fps.items()},
+            "speed_threads": torch.get_num_threads()})
+    assert all(np.isfinite(v) and v > 0 for v in fps.values())
+
+
+def _merge(entries: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    data.update(entries)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _features(det, video, labels, key: str, all_frames: bool):
+    """Cached backbone features (+ bags) of a video: all frames, or its training samples."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{key}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    idx = None if all_frames else det.sample(labels)
+    f = det.extract_features(video, idx)
+    f["index"] = torch.arange(int(f["n_frames"])) if idx is None else idx
+    torch.save(f, path)
+    return f
+
+
+def _subset(f: dict, labels: torch.Tensor, idx: torch.Tensor) -> dict:
+    pos = torch.searchsorted(f["index"], idx)
+    out = {k: (v[pos] if v is not None else None) for k, v in f.items()
+           if k in ("rgb", "flow", "bag")}
+    out["target"] = labels[idx].float()
+    return out
+
+
+@needs
+@pytest.mark.skipif(not (PED2 / "testing").is_dir(), reason="UCSD Ped2 absent")
+def test_ped2_cross_validation():
+    ds = vadx.data.load("ucsd-ped2", str(PED2))
+    test = {v.name: v for v in ds.test}
+    assert sorted(test) == sorted(sum(FOLDS, []))
+    det0 = make()
+    t0 = time.perf_counter()
+    feats = {n: _features(det0, v, torch.as_tensor(v.labels).long(), f"test_{n}", True)
+             for n, v in test.items()}
+    extra = {}
+    for v in ds.train:
+        lab = torch.zeros(len(v), dtype=torch.long)
+        extra[v.name] = _subset(_features(det0, v, lab, f"train_{v.name}", False), lab, det0.sample(lab))
+    t_extract = time.perf_counter() - t0
+    scores, conf, labels, folds_out = {}, {}, {}, []
+    t1 = time.perf_counter()
+    for k, held in enumerate(FOLDS):
+        train_names = [n for n in sorted(test) if n not in held]
+        val_name = validation_video(train_names)
+        det = make(max_epochs=MAX_EPOCHS, seed=k)
+        det._setup()
+        sub = {}
+        for n in train_names:
+            lab = torch.as_tensor(test[n].labels).long()
+            sub[n] = _subset(feats[n], lab, det.sample(lab))
+        train = [sub[n] for n in train_names if n != val_name] + list(extra.values())
+        det.fit_features(train, [sub[val_name]])
+        for n in held:
+            f = feats[n]
+            with torch.no_grad():
+                sigma = torch.sigmoid(det.net_.logit(f["rgb"], f["flow"], f["bag"]))
+            s, _ = accumulator_score(sigma, det.tau, det.nu, det.lb, det.ub, det.lb, det.sas_decay)
+            scores[n], conf[n], labels[n] = s, sigma, torch.as_tensor(test[n].labels)
+        if k == 0:  # cached-feature scoring == the detector's own streaming _update
+            v = test[held[0]].read(0, 40)
+            direct = det.score(torch.as_tensor(np.asarray(v)))
+            assert torch.allclose(direct.frame, scores[held[0]][:40], atol=1e-4)
+        folds_out.append({"test": held, "validation": val_name, "history": det.history_})
+    t_train = time.perf_counter() - t1
+    names = sorted(scores)
+    all_s = torch.cat([scores[n] for n in names])
+    all_c = torch.cat([conf[n] for n in names])
+    all_y = torch.cat([labels[n] for n in names])
+    result = {
+        "frame_auc_sas": roc_auc(all_s, all_y),
+        "frame_auc_confidence": roc_auc(all_c, all_y),
+        "video_f1_sas_gt_0.5": video_f1([scores[n] for n in names], [labels[n] for n in names], 0.5),
+        "per_video_auc_sas": {n: (roc_auc(scores[n], labels[n]) if 0 < labels[n].sum() < len(labels[n])
+                                  else None) for n in names},
+        "weights": {"streams": det0.weights_info_, "objects": "yolo-fastest-1.1-xl (COCO, Darknet)"},
+        "schedule": {"phase1_max_epochs": MAX_EPOCHS, "patience": 5, "head_lr": 1e-5,
+                     "phase2": "skipped (CPU time)", "source_fps": 10, "anomaly_fps": 10,
+                     "normal_fps": 3, "alpha": 3, "batch_size": 32, "class_weights": [1, 2]},
+        "folds": folds_out,
+        "seconds": {"feature_extraction": round(t_extract, 1), "training_and_scoring": round(t_train, 1)},
+        "threads": torch.get_num_threads(),
+    }
+    _merge({"ped2_cv": result})
+    print(json.dumps({k: result[k] for k in ("frame_auc_sas", "frame_auc_confidence",
+                                              "video_f1_sas_gt_0.5", "seconds")}, indent=2))
+    assert 0.0 <= result["frame_auc_sas"] <= 1.0

@@ -1,0 +1,285 @@
+"""The ``fcn-cascade`` detector: Sabokrou et al., "Deep-Anomaly: Fully convolutional neural network
+for fast anomaly detection in crowded scenes" (CVIU 2018; ../shared/papers/000_ee57b053feff7bae.txt).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import vadx
+from vadx.features import demo_weights
+from vadx.ops import fit_gaussian, mahalanobis_cascade
+from vadx_fcn_cascade.fcn import (BACKBONES, HISTORY, LAYERS, POOLINGS, build_prefix, cube, geometry,
+                                  normalise, out_channels, to_grey)
+from vadx_fcn_cascade.localize import coverage_map, order_map
+from vadx_fcn_cascade.sparse_ae import train_sparse_ae
+
+MAPS = ("score", "coverage", None)
+_BIG = 3.0e38  # stands in for NaN/inf region distances (anomalous), keeps scores finite
+
+
+class FCNCascade(vadx.Detector):
+    """Deep-Anomaly: a frozen pretrained FCN prefix, two cascaded Gaussian classifiers on its
+    region features (the second on a sparse-auto-encoder "CT" layer), roll-back localization.
+
+    Pipeline per frame ``I_t`` (grey; RGB input is converted with BT.601 luma):
+
+    1. ``I'_t = (I_t + I_{t-1}) / 2`` and ``D_t = (I'_t, I'_{t-2}, I'_{t-4})`` as three channels
+       (six frames per forward pass, §3.1/§4.4), at the frame's own size (the network is fully
+       convolutional; nothing is resized). D_t's channels are scaled as the torchvision backbones
+       expect (/255, ImageNet mean/std, temporal channel c taking colour channel c's statistics).
+    2. The frozen prefix up to layer ``layer`` (default C2) gives one ``m``-vector per region
+       (receptive field) on an ``Hk x Wk`` grid (see :mod:`vadx_fcn_cascade.fcn`).
+    3. ``vadx.ops.mahalanobis_cascade``: G1 (fitted on normal region features) labels a region
+       normal (``d1 <= beta``), anomalous (``d1 >= alpha``) or suspicious; suspicious regions go
+       through the CT layer (``hidden`` sigmoid 1x1 kernels learned as a sparse auto-encoder,
+       :mod:`vadx_fcn_cascade.sparse_ae`) and G2 (fitted on CT features of normal regions):
+       anomalous iff ``d2 >= phi``.
+    4. Region score: ``d2 / phi`` for suspicious regions, ``d1 / alpha`` for those G1 decides; so
+       ``score >= 1`` exactly where the cascade says anomalous. Frame score: its maximum over
+       regions (the paper's frame-level rule: a frame is anomalous if any pixel is).
+    5. Maps (``maps``): ``"score"`` (default) the ``(zeta + 1)``-th largest region score over the
+       receptive fields covering each pixel, so ``map >= 1`` is exactly the paper's "covered by
+       more than zeta anomalous fields" and other thresholds sweep the cascade's thresholds
+       together (what a pixel-level ROC/EER needs); ``"coverage"`` the paper's own count of
+       anomalous fields per pixel (``vadx.ops.rollback_coverage``; ``> zeta`` is anomalous);
+       None: no maps. See :mod:`vadx_fcn_cascade.localize`. ``Scores.extras["anomalous_regions"]``
+       counts the regions the cascade labels anomalous in each frame.
+
+    Choices the paper leaves open (or where this deviates), with reasons:
+
+    - Backbone: the paper uses the Caffe reference AlexNet (ImageNet + Places); vadx loads
+      torchvision-format AlexNet state dicts (64/192 channels at C1/C2, not Caffe's 96/256) by
+      path or ``$VADX_WEIGHTS_DIR``. ``backbone="mobilenet_v2"`` uses the first MobileNetV2 blocks
+      instead (the cut closest to AlexNet's receptive field; for C2 ``features[:6]``, 43 px); the
+      roll-back geometry always comes from the layers used.
+    - Pooling: S1 (and S2 for C3) are mean pooling as in the paper (``pooling="mean"``, 3x3 stride
+      2, torchvision's kernel geometry); ``"max"`` keeps the max pooling of the torchvision/original
+      AlexNet (pretrained torchvision weights were trained with max pooling). MobileNetV2 has no
+      pooling in its first blocks, so ``pooling`` does not apply to it.
+    - Input scaling: both backbones get D_t scaled with ImageNet's per-channel mean/std (what
+      their torchvision weights expect); the Caffe model subtracted a mean image from 0..255 BGR.
+    - Thresholds: the paper gives no values for beta, alpha, phi. They are quantiles of the normal
+      training distances: ``beta``/``alpha`` of d1 over the training regions (defaults 0.9 and
+      0.9999: 10 % of normal regions go to stage 2, 1e-4 are anomalous by G1) and ``phi`` of d2
+      over the training regions that are suspicious (0.999), the population G2 judges at test
+      time (all regions are used if fewer than 100 are suspicious). ``threshold_`` (frame
+      score) is the base class's ``1 - false_alarm_rate`` quantile of the training frame scores.
+    - Training regions: G1, the auto-encoder and G2 use a uniform random sample (reservoir,
+      seeded) of at most ``max_regions`` normal region vectors instead of all of them (UCSD Ped2
+      has ~3 million regions); Gaussians use Ledoit-Wolf shrinkage (``vadx.ops.fit_gaussian``;
+      ``shrinkage`` fixes it instead).
+    - Sparse auto-encoder settings (rho, sparsity weight, weight decay, epochs, Adam) are not in
+      the paper: see :mod:`vadx_fcn_cascade.sparse_ae`.
+    - The first five frames of a video have no full history: the first frame is repeated as the
+      missing earlier frames (``I_{-5} = ... = I_{-1} = I_0``), so every frame gets a finite score,
+      the same offline and streaming.
+    - Frames must have the channels and size of the training frames (a ValueError otherwise):
+      the Gaussians are position-independent, but the frame score is a maximum over regions, so
+      its scale (and ``threshold_``) depends on how many regions a frame has.
+
+    Args:
+        backbone: ``"alexnet"`` (paper) or ``"mobilenet_v2"``.
+        weights: the backbone's torchvision-format state dict (path; SHA-256 checked by
+            ``vadx.features.load_backbone``), None to look in ``$VADX_WEIGHTS_DIR``, or
+            ``"random"`` for an untrained network (tests only).
+        layer: ``"C1"``, ``"C2"`` (paper) or ``"C3"``: the FCN layer k whose regions are modelled.
+        pooling: ``"mean"`` (paper) or ``"max"`` for AlexNet's pooling layers.
+        hidden: h, the CT layer's kernels / auto-encoder hidden units (paper: 500).
+        sparsity_target, sparsity_weight, weight_decay: rho, its KL weight and the L2 weight of
+            the sparse auto-encoder.
+        ae_epochs, ae_lr, ae_batch_size: its training (Adam).
+        max_regions: most normal region vectors used for fitting.
+        beta_quantile, alpha_quantile, phi_quantile: quantiles setting beta, alpha, phi.
+        shrinkage: covariance shrinkage of both Gaussians (None: Ledoit-Wolf).
+        zeta: a pixel is anomalous when more than zeta anomalous fields cover it (paper: 3).
+        maps: ``"score"``, ``"coverage"`` or None (see above).
+        seed: seeds the region sample and the auto-encoder.
+        progress: show tqdm bars while fitting (only on a terminal).
+    """
+
+    name = "fcn-cascade"
+
+    @classmethod
+    def demo_params(cls) -> dict[str, Any]:
+        # a smaller CT layer trained briefly on a region sample: about a minute on a laptop CPU
+        return {"weights": demo_weights("alexnet"), "hidden": 64, "ae_epochs": 1,
+                "max_regions": 20_000, "progress": False}
+
+    def __init__(self, *, backbone: str = "alexnet", weights: str | None = None, layer: str = "C2",
+                 pooling: str = "mean", hidden: int = 500, sparsity_target: float = 0.05,
+                 sparsity_weight: float = 3.0, weight_decay: float = 1e-4, ae_epochs: int = 5,
+                 ae_lr: float = 1e-3, ae_batch_size: int = 256, max_regions: int = 200_000,
+                 beta_quantile: float = 0.9, alpha_quantile: float = 0.9999,
+                 phi_quantile: float = 0.999, shrinkage: float | None = None, zeta: int = 3,
+                 maps: str | None = "score", seed: int = 0, progress: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        _choice("backbone", backbone, BACKBONES)
+        _choice("layer", layer, LAYERS)
+        _choice("pooling", pooling, POOLINGS)
+        _choice("maps", maps, MAPS)
+        if weights is not None and not isinstance(weights, str):
+            weights = str(weights)  # a Path: stored as text so it saves as JSON
+        for key, v in (("hidden", hidden), ("ae_epochs", ae_epochs), ("ae_batch_size", ae_batch_size)):
+            _int_at_least(key, v, 1)
+        _int_at_least("max_regions", max_regions, 2)
+        _int_at_least("zeta", zeta, 0)
+        _int_at_least("seed", seed, 0)
+        for key, v in (("sparsity_target", sparsity_target), ("beta_quantile", beta_quantile),
+                       ("alpha_quantile", alpha_quantile), ("phi_quantile", phi_quantile)):
+            if not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
+                raise ValueError(f"{key} must be in (0, 1), got {v!r}")
+        if beta_quantile > alpha_quantile:
+            raise ValueError(f"beta_quantile must be <= alpha_quantile ({alpha_quantile}), got "
+                             f"{beta_quantile}")
+        for key, v in (("sparsity_weight", sparsity_weight), ("weight_decay", weight_decay)):
+            if not isinstance(v, (int, float)) or not v >= 0.0:
+                raise ValueError(f"{key} must be a number >= 0, got {v!r}")
+        if not isinstance(ae_lr, (int, float)) or not ae_lr > 0.0:
+            raise ValueError(f"ae_lr must be a number > 0, got {ae_lr!r}")
+        if shrinkage is not None and not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
+            raise ValueError(f"shrinkage must be None or in [0, 1], got {shrinkage!r}")
+        self.backbone, self.weights, self.layer, self.pooling = backbone, weights, layer, pooling
+        self.hidden, self.sparsity_target = hidden, sparsity_target
+        self.sparsity_weight, self.weight_decay = sparsity_weight, weight_decay
+        self.ae_epochs, self.ae_lr, self.ae_batch_size = ae_epochs, ae_lr, ae_batch_size
+        self.max_regions = max_regions
+        self.beta_quantile, self.alpha_quantile = beta_quantile, alpha_quantile
+        self.phi_quantile, self.shrinkage = phi_quantile, shrinkage
+        self.zeta, self.maps, self.seed, self.progress = zeta, maps, seed, bool(progress)
+
+    # ------------------------------------------------------------------ modules
+    def _build_modules(self) -> None:
+        # an untrained prefix of the saved architecture; load() fills it from the model file
+        info = getattr(self, "fcn_info_", None) or {}
+        self.fcn_, _ = build_prefix(self.backbone, self.layer, self.pooling, "random",
+                                    relu6=info.get("relu6"))
+
+    # ------------------------------------------------------------------ features
+    def _check_input(self, frames: Tensor, what: str = "frames") -> None:
+        shape = tuple(self.frame_shape_)
+        if tuple(frames.shape[1:]) != shape:
+            got = tuple(frames.shape[1:])
+            if got[0] != shape[0]:
+                kind = {1: "grey (C=1)", 3: "colour (C=3)"}
+                raise ValueError(f"{what}: this fcn-cascade was fitted on {kind[shape[0]]} frames; got "
+                                 f"{kind[got[0]]} frames of shape {got} (expected (C, H, W) = {shape}); "
+                                 f"read the video with the training frames' channels")
+            raise ValueError(f"{what}: frames must be {shape[1]}x{shape[2]} (H x W) as the training "
+                             f"frames, got {got[1]}x{got[2]} (shape {got}); resize them first")
+
+    def _features(self, state: dict, frames: Tensor) -> Tensor:
+        """C_k features ``[t, m, Hk, Wk]`` of D_t for each frame; keeps 5 frames of history."""
+        grey = to_grey(frames)
+        history = state.get("history")
+        if history is None:  # a new video: the first frame stands in for the missing history
+            history = grey[:1].expand(HISTORY, -1, -1)
+        d = cube(history, grey)
+        state["history"] = torch.cat([history, grey])[-HISTORY:].clone()
+        return self.fcn_(normalise(d))
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, videos, labels):
+        gen = torch.Generator().manual_seed(self.seed)
+        body, info = build_prefix(self.backbone, self.layer, self.pooling, self.weights)
+        self.fcn_ = body.to(self.device)
+        self.fcn_info_ = info
+        self.geometry_ = geometry(body)
+        m = out_channels(body)
+        self.frame_shape_ = None
+        sample = keys = None
+        n_frames = n_regions = 0
+        with torch.inference_mode():
+            for i, video in enumerate(videos):
+                state: dict = {}
+                for frames in video:
+                    if self.frame_shape_ is None:
+                        self.frame_shape_ = list(frames.shape[1:])
+                    self._check_input(frames, f"videos[{i}]")
+                    x = self._features(state, frames).permute(0, 2, 3, 1).reshape(-1, m).cpu()
+                    n_frames += frames.shape[0]
+                    n_regions += x.shape[0]
+                    # reservoir sample: keep the max_regions rows with the largest random keys
+                    k = torch.rand(x.shape[0], generator=gen)
+                    sample = x if sample is None else torch.cat([sample, x])
+                    keys = k if keys is None else torch.cat([keys, k])
+                    if sample.shape[0] > self.max_regions:
+                        keep = keys.topk(self.max_regions).indices
+                        sample, keys = sample[keep], keys[keep]
+        if n_frames < HISTORY + 1:
+            raise ValueError(f"videos: fit needs at least {HISTORY + 1} frames (one full D_t cube "
+                             f"of six frames), got {n_frames}")
+        x = sample.clone().to(self.device)
+        mu1, w1 = fit_gaussian(x, self.shrinkage)
+        d1 = _mahalanobis(x, mu1, w1)
+        self.beta_ = _quantile(d1, self.beta_quantile)
+        self.alpha_ = _quantile(d1, self.alpha_quantile)
+        ct_w, ct_b, losses = train_sparse_ae(
+            x, self.hidden, epochs=self.ae_epochs, rho=self.sparsity_target,
+            sparsity_weight=self.sparsity_weight, weight_decay=self.weight_decay, lr=self.ae_lr,
+            batch_size=self.ae_batch_size, seed=self.seed, progress=self.progress)
+        z = torch.sigmoid(x @ ct_w.T + ct_b)
+        mu2, w2 = fit_gaussian(z, self.shrinkage)
+        d2 = _mahalanobis(z, mu2, w2)
+        suspicious = (d1 > self.beta_) & (d1 < self.alpha_)
+        self.phi_ = _quantile(d2[suspicious] if int(suspicious.sum()) >= 100 else d2, self.phi_quantile)
+        # contiguous: the op's result must not depend on how the matrices were laid out (save/load)
+        self.mu1_, self.w1_ = mu1.contiguous(), w1.contiguous()
+        self.mu2_, self.w2_ = mu2.contiguous(), w2.contiguous()
+        self.ct_weight_, self.ct_bias_ = ct_w, ct_b
+        self.train_info_ = {"frames": n_frames, "regions": n_regions, "regions_used": int(x.shape[0]),
+                            "ae_loss": losses}
+        return None  # the base class scores the training videos (through _update) for threshold_
+
+    # ------------------------------------------------------------------ score
+    def _update(self, state: dict, frames: Tensor) -> vadx.Scores:
+        self._check_input(frames)
+        feats = self._features(state, frames)
+        d1, d2, label = mahalanobis_cascade(feats, self.mu1_, self.w1_, self.beta_, self.alpha_,
+                                            self.ct_weight_, self.ct_bias_, self.mu2_, self.w2_,
+                                            self.phi_)
+        region = region_scores(d1, d2, label, self.alpha_, self.phi_)
+        anomalous = region >= 1.0
+        extras = {"anomalous_regions": anomalous.flatten(1).sum(1)}
+        hw = tuple(frames.shape[2:])
+        maps = None
+        if self.maps == "score":
+            maps = order_map(region, self.geometry_, hw, self.zeta)
+        elif self.maps == "coverage":
+            maps = coverage_map(anomalous, self.geometry_, hw)
+        return vadx.Scores(frame=region.flatten(1).amax(1), maps=maps, extras=extras)
+
+
+def region_scores(d1: Tensor, d2: Tensor, label: Tensor, alpha: float, phi: float) -> Tensor:
+    """Continuous region scores that are ``>= 1`` exactly where the cascade's label is anomalous
+    (labels 1 and 2): ``d2 / phi`` where stage 2 ran (labels 2, 3), else ``d1 / alpha``."""
+    staged = label >= 2
+    s = torch.where(staged, d2 / phi, d1 / alpha).float()
+    # NaN distances (non-finite features) are anomalous: the largest finite score
+    return torch.nan_to_num(s, nan=_BIG, posinf=_BIG).clamp_min(0)
+
+
+def _mahalanobis(x: Tensor, mu: Tensor, w: Tensor, block: int = 65536) -> Tensor:
+    return torch.cat([torch.linalg.vector_norm((x[i:i + block] - mu) @ w.T, dim=1)
+                      for i in range(0, x.shape[0], block)])
+
+
+def _quantile(v: Tensor, q: float) -> float:
+    out = float(torch.quantile(v.double().cpu(), q))
+    if not math.isfinite(out):
+        raise RuntimeError(f"fcn-cascade: non-finite training distance quantile {out}")
+    return out
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")

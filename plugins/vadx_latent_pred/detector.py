@@ -1,0 +1,244 @@
+"""The ``latent-pred`` detector: Li, Leroux & Simoens, "Decoupled appearance and motion learning
+for efficient anomaly detection in surveillance video", CVIU 2021.
+
+An encoder turns each (background-subtracted) frame into a latent code; a Conv3D motion model
+predicts, from the codes of k consecutive frames, the code of the frame ``horizon`` = 6 steps
+after the last of them (t = k + 6 in the paper's 1-based numbering). A frame's anomaly score is
+the mean squared difference between its predicted and its actual code, Z-MSE (eq. 2). Only the
+encoder and the motion model run at inference; each frame is encoded once and its code is kept
+for the k predictions that use it (the streaming state holds the last k + horizon - 1 codes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import vadx
+from vadx_latent_pred.model import LatentPredNet
+from vadx_latent_pred.preprocess import interpolate, model_size
+from vadx_latent_pred.training import train
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _pos(name: str, value: Any, high: float | None = None) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 \
+            or (high is not None and value > high):
+        rng = f"in (0, {high}]" if high is not None else "> 0"
+        raise ValueError(f"{name} must be a number {rng}, got {value!r}")
+    return float(value)
+
+
+class LatentPred(vadx.Detector):
+    """Latent-code prediction (Z-MSE) with decoupled appearance (U-Net) and motion (Conv3D) models.
+
+    Defaults are the paper's UCSD Ped2 settings (Table 1, Sec. 3.3, 4.1): 128-pixel-high input
+    (128x192 for UCSD's frames), k = 8 input frames, 4 encoder blocks, a target 6 frames ahead,
+    Adam at 1e-4 decayed by 0.1 every 20 epochs for 50 epochs, gamma = 0.001. For UCSD Ped1 use
+    ``encoder_blocks=5``; for Avenue / ShanghaiTech ``k=6`` (their 128x224 input follows from
+    the aspect ratio).
+
+    Choices the paper leaves open, and deviations (see also the module docstrings of ``model``,
+    ``training`` and ``preprocess``):
+
+    - Layer widths: encoder block i has ``channels[i]`` maps (16, 32, 64, 64, then 64); the
+      latent code of a 128x192 frame is 64 x 8 x 12. The motion model's hidden width is
+      ``motion_hidden`` (64). Chosen for speed on a CPU (the paper's aim is efficiency).
+    - Scores: raw Z-MSE per frame, higher = more anomalous. The paper min-max normalises per test
+      video (eq. 3); that needs the whole video, so it is an evaluation option
+      (``vadx.postprocess.PostProcess(normalize="minmax")``, CLI ``--normalize minmax``).
+    - The first ``k + horizon - 1`` frames of a video (13 by default) have too little history
+      for a prediction. They get ``warmup_score_``, the median Z-MSE of the normal training
+      frames: finite, causal (a stream must answer at once, so "the first predictable frame's
+      score" is not available yet) and neutral (neither an alarm nor "certainly normal").
+      Their maps, with ``maps=True``, are zero.
+    - ``maps=True`` adds the decoder-based P-MSE localization maps (Sec. 4.2, Fig. 2): the
+      predicted code of frame t is decoded with frame t-1's skip maps, and the per-pixel squared
+      error against frame t (mean over channels) is resized (bilinear) to the input frame. Off
+      by default: inference is then encoder + motion model only, as the paper's.
+    - Batches: ``batch_size`` clips of ``clip_length`` frames per step (see ``training``);
+      ``clip_fraction`` < 1 trains each epoch on a random fraction of the clips (a shorter
+      schedule for CPUs; 1.0 is the paper's full epoch).
+    - Stage 1 -> 2 switch: ``stage1_epochs`` epochs, or, when None, the first epoch whose mean
+      reconstruction loss improved by less than ``converge_tol`` relative, at most half the
+      epochs.
+    - The L2 term covers convolution kernels only (not biases and BatchNorm parameters).
+
+    Args:
+        input_height: frame height fed to the network (the width keeps the aspect ratio).
+        k: number of input frames of the motion model.
+        horizon: how many frames after the last input frame the predicted frame is.
+        encoder_blocks: U-Net depth (each block halves the resolution).
+        channels: maps of each encoder block (at least ``encoder_blocks`` entries are used).
+        motion_hidden: channels inside the motion model.
+        epochs, lr, lr_decay, lr_step: Adam schedule (decay ``lr_decay`` every ``lr_step`` epochs).
+        weight_decay: gamma of eq. (1).
+        stage1_epochs, converge_tol: when the two-stage training switches (above).
+        clip_length, batch_size, clip_fraction: training batches (above).
+        maps: also return P-MSE localization maps.
+        seed: seeds the weight initialisation and the order of the training clips.
+        progress: show a tqdm bar (loss and stage) while training; shown only on a terminal.
+    """
+
+    name = "latent-pred"
+
+    @classmethod
+    def demo_params(cls) -> dict[str, Any]:
+        # 3 epochs at a larger rate (paper: 50 at 1e-4)
+        return {"epochs": 3, "lr": 1e-3, "lr_step": 2, "progress": False}
+
+    def __init__(self, *, input_height: int = 128, k: int = 8, horizon: int = 6,
+                 encoder_blocks: int = 4, channels: tuple[int, ...] = (16, 32, 64, 64, 64),
+                 motion_hidden: int = 64, epochs: int = 50, lr: float = 1e-4,
+                 lr_decay: float = 0.1, lr_step: int = 20, weight_decay: float = 0.001,
+                 stage1_epochs: int | None = None, converge_tol: float = 0.02,
+                 clip_length: int = 32, batch_size: int = 2, clip_fraction: float = 1.0,
+                 maps: bool = False, seed: int = 0, progress: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder_blocks = _int("encoder_blocks", encoder_blocks, 1)
+        self.input_height = _int("input_height", input_height, 2 ** encoder_blocks)
+        if input_height % 2 ** encoder_blocks:
+            raise ValueError(f"input_height must be a multiple of 2 ** encoder_blocks = "
+                             f"{2 ** encoder_blocks}, got {input_height}")
+        self.k = _int("k", k, 1)
+        self.horizon = _int("horizon", horizon, 1)
+        if not isinstance(channels, (list, tuple)) or len(channels) < encoder_blocks or any(
+                not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in channels):
+            raise ValueError(f"channels must be a list of >= encoder_blocks = {encoder_blocks} "
+                             f"positive ints, got {channels!r}")
+        self.channels = list(channels)
+        self.motion_hidden = _int("motion_hidden", motion_hidden, 1)
+        self.epochs = _int("epochs", epochs, 1)
+        self.lr = _pos("lr", lr)
+        self.lr_decay = _pos("lr_decay", lr_decay, 1.0)
+        self.lr_step = _int("lr_step", lr_step, 1)
+        if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+        self.stage1_epochs = None if stage1_epochs is None else _int("stage1_epochs", stage1_epochs, 0)
+        self.converge_tol = _pos("converge_tol", converge_tol)
+        self.clip_length = _int("clip_length", clip_length, k + horizon)
+        self.batch_size = _int("batch_size", batch_size, 1)
+        self.clip_fraction = _pos("clip_fraction", clip_fraction, 1.0)
+        if not isinstance(maps, bool):
+            raise TypeError(f"maps must be a bool, got {maps!r}")
+        self.maps = maps
+        self.seed = _int("seed", seed, 0)
+        self.progress = bool(progress)
+
+    # ------------------------------------------------------------------ model
+    def _build_modules(self) -> None:
+        self.net_ = LatentPredNet(self.in_channels_, self.channels[:self.encoder_blocks],
+                                  self.motion_hidden)
+        self.net_.eval()
+
+    def _prep(self, frames: Tensor) -> Tensor:
+        """uint8 ``[t, C, H, W]`` -> background-subtracted float input ``[t, C, h, w]``."""
+        if frames.shape[1] != self.in_channels_:
+            raise ValueError(f"frames must have C = {self.in_channels_} channels, as the training "
+                             f"frames; got shape {tuple(frames.shape)}")
+        return interpolate(frames, self.size_) / 255.0 - self.background_
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, videos, labels):
+        resized, total, n = [], None, 0
+        for video in videos:
+            parts = []
+            for chunk in video:
+                if not resized and not parts and total is None:
+                    self.in_channels_ = int(chunk.shape[1])
+                    self.size_ = list(model_size(tuple(chunk.shape[-2:]), self.input_height,
+                                                 2 ** self.encoder_blocks))
+                if chunk.shape[1] != self.in_channels_:
+                    raise ValueError(f"videos: all training frames must have C = {self.in_channels_} "
+                                     f"channels, got a chunk of shape {tuple(chunk.shape)}")
+                x = interpolate(chunk, self.size_)
+                s = x.double().sum(0)
+                total = s if total is None else total + s
+                n += x.shape[0]
+                parts.append(x.round().clamp(0, 255).to(torch.uint8))
+            resized.append(torch.cat(parts) if parts else torch.empty(0))
+        if n == 0:
+            raise ValueError("videos: the training videos hold no frames")
+        # per-pixel mean over all training frames (Sec. 3.1), in the network's [0, 1] units
+        self.background_ = (total / n / 255.0).float()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self._build_modules()
+            self.net_.to(self.device)
+            self.train_log_ = train(
+                self.net_, resized, lambda f: interpolate(f, self.size_) / 255.0 - self.background_,
+                k=self.k, horizon=self.horizon, clip_length=self.clip_length,
+                batch_size=self.batch_size, epochs=self.epochs, stage1_epochs=self.stage1_epochs,
+                converge_tol=self.converge_tol, lr=self.lr, lr_decay=self.lr_decay,
+                lr_step=self.lr_step, weight_decay=self.weight_decay,
+                clip_fraction=self.clip_fraction, seed=self.seed, progress=self.progress)
+        # training scores: their median scores the warm-up frames, their quantile is threshold_
+        self.warmup_score_ = 0.0
+        need = self.k + self.horizon - 1
+        scores, warm = [], []
+        maps, self.maps = self.maps, False
+        try:
+            with torch.inference_mode():
+                for v in resized:
+                    state: dict = {}
+                    for i in range(0, v.shape[0], self.chunk_size):
+                        scores.append(self._update(state, v[i:i + self.chunk_size]).frame)
+                    warm.append(torch.arange(v.shape[0]) < need)
+        finally:
+            self.maps = maps
+        scores, warm = torch.cat(scores), torch.cat(warm)
+        predicted = scores[~warm]
+        self.warmup_score_ = float(predicted.median()) if predicted.numel() else 0.0
+        scores[warm] = self.warmup_score_
+        return scores
+
+    # ------------------------------------------------------------------ score
+    def _update(self, state: dict, frames: Tensor) -> vadx.Scores:
+        t, need, k = frames.shape[0], self.k + self.horizon - 1, self.k
+        x = self._prep(frames)
+        feats = self.net_.encoder(x)
+        z = feats[-1]
+        cache = state.get("codes")
+        n_hist = 0 if cache is None else cache.shape[0]
+        codes = z if cache is None else torch.cat([cache, z])
+        seen = state.get("seen", 0)  # frames of this video before the chunk
+        first = max(0, need - seen)  # first frame of the chunk with a full history
+        frame = torch.full((t,), self.warmup_score_, dtype=torch.float32, device=z.device)
+        pred = None
+        if first < t:
+            # window of chunk frame j: codes of frames j - need .. j - need + k - 1
+            starts = torch.arange(first, t, device=z.device) + n_hist - need
+            windows = codes.unfold(0, k, 1)[starts]  # [m, c, h, w, k]
+            pred = self.net_.motion(windows.permute(0, 1, 4, 2, 3))
+            frame[first:] = (pred - z[first:]).square().flatten(1).mean(1).float()
+        state["codes"] = codes[-need:]
+        state["seen"] = seen + t
+        maps = self._maps(state, frames, x, feats, pred, first) if self.maps else None
+        state["skips"] = [f[-1:] for f in feats[:-1]]  # for the next chunk's first P-MSE map
+        return vadx.Scores(frame=frame, maps=maps)
+
+    def _maps(self, state: dict, frames: Tensor, x: Tensor, feats: list[Tensor],
+              pred: Tensor | None, first: int) -> Tensor:
+        """P-MSE maps: decode each predicted code with the previous frame's skip maps."""
+        t, (H, W) = frames.shape[0], frames.shape[-2:]
+        out = torch.zeros(t, H, W, device=x.device)
+        skips = feats[:-1]
+        if pred is None:
+            return out
+        # previous-frame maps of chunk frames first..t-1: frame j-1 is in this chunk for j >= 1
+        prev = [f[max(first - 1, 0):t - 1] for f in skips]
+        if first == 0:
+            prev = [torch.cat([p, f]) for p, f in zip(state["skips"], prev)]
+        rec = self.net_.decoder(pred, prev)
+        err = (rec - x[first:]).square().mean(1, keepdim=True)
+        out[first:] = F.interpolate(err, size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+        return out

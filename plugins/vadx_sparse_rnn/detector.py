@@ -1,0 +1,336 @@
+"""The ``tsc`` and ``srnn-ae`` detectors (Luo et al., "Video Anomaly Detection With Sparse Coding
+Inspired Deep Neural Networks", TPAMI 2019).
+
+Pipeline (§3.6-3.7), shared by both: a frozen ImageNet CNN's last feature map per frame; spatial
+pyramid max pooling over 1x1, 2x2 and 4x4 regions -> 21 patch features per frame (spatial
+stream); the element-wise max of the feature maps of the frame and its 3 predecessors, pooled the
+same way (temporal stream). Each stream has its own model; all 21 patches of a stream share one
+dictionary and a patch's codes are tied over time only to the same scale and region. A stream's
+frame error is the largest of its 21 patch reconstruction errors; the frame score combines the
+streams with the paper's weights 1 (spatial) and ``temporal_weight`` = 0.5 (temporal).
+
+Choices the paper leaves open, and deviations (with reasons):
+
+- Backbone: the paper uses a ResNet fine-tuned on UCF101 (2048-d features), which is not
+  available; ``backbone`` is ``"resnet18"``, ``"resnet50"`` (default, 2048-d as the paper's) or
+  ``"mobilenet_v2"`` (1280-d), ImageNet weights in torchvision's format by path (``weights``),
+  SHA-256 checked by :func:`vadx.features.load_backbone`; ``weights=None`` looks in
+  ``$VADX_WEIGHTS_DIR``; ``"random"`` only when asked. Frames are fed at their own size (the paper
+  gives no input size) or resized to ``frame_size`` = [h, w] (bilinear, antialiased; for speed on a
+  CPU), grey frames replicated to RGB, ImageNet-normalised. The backbone's weights
+  are stored in the model file, so a saved detector needs no weights file to load.
+- Feature scale: eq. 10's delta^2 = 100 and the lambdas only mean something for a given feature
+  scale, which the paper does not give. Each stream's features are centred by their training mean
+  and divided by one scalar, their training RMS, so that a patch vector has ``E||x||^2 = d``
+  (per-dimension variance 1 on average; ~1000-2000 for these backbones, the size of raw
+  post-ReLU ResNet features, where delta^2 = 100 gives similarities spread over (0, 1] between
+  consecutive frames). Centring lets the signed codes (``mode="signed"``, the authors' code) use
+  the dictionary's full span.
+- Video start: the first frame of a video has no predecessor: ``S = 0`` couples it to nothing
+  and its codes start from ``alpha0`` (zeros for TSC, learned for sRNN-AE). Training sequences
+  (``sequence_length`` frames from random positions of random training videos) start the same way.
+  Scoring carries each patch's last codes and features from frame to frame (and chunk to chunk),
+  so one video is one long sequence; streaming equals offline scoring.
+- Temporal stream, first 3 frames of a video: the max over the frames there are (as if the video
+  began with copies of its first frame).
+- Dictionary initialisation (not given): ``n_atoms`` training patch features drawn at random,
+  unit-normalised.
+- Scores: vadx reports higher = more anomalous: ``score = z_s + temporal_weight * z_t`` where
+  ``z`` is a stream's frame error standardised by the mean and standard deviation of the training
+  videos' frame errors (so that the weights 1 and 0.5 combine quantities of the same scale, as the
+  paper's per-video min-max normalisation does). The paper's regularity score (eq. 14, per-video
+  min-max of each stream's error, then ``s_s + 0.5 s_t``) needs whole videos; it is the
+  evaluation option ``PostProcess(normalize="minmax")`` of the combined raw score (with the
+  per-stream errors in ``Scores.extras`` for the exact per-stream form). ``Scores.extras``:
+  ``spatial_error``, ``temporal_error`` (raw frame errors), ``spatial_patch``, ``temporal_patch``
+  (the index 0..20 of the patch with the largest error).
+- Training shows a tqdm bar with the loss (``progress``; shown on a terminal only) and is
+  reproducible with ``seed`` (batches, dictionary initialisation, phi's initialisation, random
+  backbone weights). ``iterations`` is the fixed budget per stream (paper: 20,000 for sRNN-AE; the
+  paper gives none for TSC, which uses the same default).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import vadx
+from vadx.features import demo_weights
+from vadx_sparse_rnn.features import BACKBONES, N_PATCHES, build_backbone, empty_backbone, frame_features
+from vadx_sparse_rnn.srnn_ae import SRNNAECoder
+from vadx_sparse_rnn.tsc import TSCCoder
+
+STREAMS = ("spatial", "temporal")
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _check_float(name: str, value: Any, low: float, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or (strict and value == low):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
+    return float(value)
+
+
+class _SparseCodingDetector(vadx.Detector):
+    """Features, streams, standardisation and streaming shared by TSC and sRNN-AE (module
+    docstring); subclasses provide ``_make_coder`` and ``_train_coder``."""
+
+    def __init__(self, *, backbone: str = "resnet50", weights: str | os.PathLike | None = None,
+                 n_atoms: int = 2048, K: int, lambda1: float, lambda2: float = 2.0,
+                 temporal_weight: float = 0.5, sequence_length: int = 10, batch_size: int = 4,
+                 iterations: int = 20000, frame_size: list[int] | None = None,
+                 mode: str = "signed", seed: int = 0,
+                 progress: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+        if weights is not None and not isinstance(weights, (str, os.PathLike)):
+            raise TypeError(f"weights must be a file path, 'random' or None, got {type(weights).__name__}")
+        if mode not in ("signed", "nonneg"):
+            raise ValueError(f"mode must be 'signed' or 'nonneg', got {mode!r}")
+        self.backbone = backbone
+        self.weights = os.fspath(weights) if weights is not None else None
+        self.n_atoms = _check_int("n_atoms", n_atoms, 1)
+        self.K = _check_int("K", K, 1)
+        self.lambda1 = _check_float("lambda1", lambda1, 0.0)
+        self.lambda2 = _check_float("lambda2", lambda2, 0.0)
+        self.temporal_weight = _check_float("temporal_weight", temporal_weight, 0.0)
+        self.sequence_length = _check_int("sequence_length", sequence_length, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.iterations = _check_int("iterations", iterations, 0)
+        if frame_size is not None:
+            ok = (isinstance(frame_size, (list, tuple)) and len(frame_size) == 2
+                  and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in frame_size))
+            if not ok:
+                raise ValueError(f"frame_size must be None or [height, width] (ints >= 1), got {frame_size!r}")
+            frame_size = [int(v) for v in frame_size]
+        self.frame_size = frame_size
+        self.mode = mode
+        self.seed = _check_int("seed", seed, 0)
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+        self.progress = progress
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _make_coder(self, d: int):
+        raise NotImplementedError
+
+    def _train_coder(self, coder, feats: list[Tensor], generator: torch.Generator, bar) -> list[float]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ features
+    def _load_backbone(self) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # reproducible weights="random"
+            net, self.backbone_kwargs_, self.weights_info_ = build_backbone(self.backbone, self.weights)
+        self.backbone_ = net.to(self.device)
+
+    def extract_features(self, video) -> tuple[Tensor, Tensor]:
+        """Raw (unnormalised) spatial and temporal features ``[T, 21, d]`` of one video (a
+        re-iterable of uint8 chunks, e.g. a :class:`vadx.detector.VideoChunks`)."""
+        state: dict = {}
+        parts = [frame_features(self.backbone_, state, frames, self.frame_size) for frames in video]
+        if not parts:
+            raise ValueError("a training video has no frames")
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _normalise(self, x: Tensor, stream: int) -> Tensor:
+        return (x - self.feature_mean_[stream]) / self.feature_scale_[stream]
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, videos, labels):
+        self._load_backbone()
+        feats = [self.extract_features(v) for v in videos]
+        return self.fit_features(feats)
+
+    def fit_features(self, feats: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """Train both streams on pre-extracted raw features (``extract_features`` of each training
+        video, with this detector's backbone); returns the training frame scores. ``fit`` is
+        ``extract_features`` + this; benchmarks call it to share one extraction."""
+        if not feats:
+            raise ValueError("feats is empty: fit needs at least one video")
+        d = feats[0][0].shape[-1]
+        self.feature_dim_ = int(d)
+        means, scales = [], []
+        for s in range(2):
+            flat = torch.cat([f[s].reshape(-1, d) for f in feats]).double()
+            mean = flat.mean(0)
+            means.append(mean.float())
+            scales.append(float((flat - mean).square().mean().sqrt().clamp_min(1e-12)))
+        self.feature_mean_ = torch.stack(means).to(self.device)
+        self.feature_scale_ = scales
+        self.train_loss_ = {}
+        coders = []
+        from tqdm import tqdm
+
+        for s, stream in enumerate(STREAMS):
+            coder = self._make_coder(d).to(self.device)
+            g = torch.Generator().manual_seed(self.seed * 2 + s)
+            normed = [self._normalise(f[s].to(self.device), s) for f in feats]
+            with tqdm(total=self.iterations, desc=f"{self.name} {stream} stream", unit="it",
+                      disable=None if self.progress else True, dynamic_ncols=True,
+                      mininterval=0.5) as bar:
+                losses = self._train_coder(coder, normed, g, bar)
+            # first and last 1 % of the iterations, averaged (the full curve would bloat the file)
+            k = max(1, len(losses) // 100)
+            self.train_loss_[stream] = {"first": sum(losses[:k]) / k if losses else None,
+                                        "last": sum(losses[-k:]) / k if losses else None}
+            coders.append(coder)
+        self.spatial_, self.temporal_ = coders
+        self.error_mean_, self.error_std_ = [0.0, 0.0], [1.0, 1.0]
+        errors = []
+        with torch.inference_mode():
+            for f in feats:
+                _, e = self.score_features({}, f[0].to(self.device), f[1].to(self.device))
+                errors.append(e)
+        errors = torch.cat(errors).double()  # [N, 2]
+        self.error_mean_ = errors.mean(0).tolist()
+        self.error_std_ = errors.std(0).clamp_min(1e-12).tolist() if errors.shape[0] > 1 else [1.0, 1.0]
+        z = (errors - torch.tensor(self.error_mean_)) / torch.tensor(self.error_std_)
+        return (z[:, 0] + self.temporal_weight * z[:, 1]).float()
+
+    def _build_modules(self) -> None:
+        self.backbone_ = empty_backbone(self.backbone, self.backbone_kwargs_)
+        self.spatial_ = self._make_coder(self.feature_dim_)
+        self.temporal_ = self._make_coder(self.feature_dim_)
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def score_features(self, state: dict, xs: Tensor, xt: Tensor) -> tuple[Scores, Tensor]:
+        """Score raw features ``[t, 21, d]`` of consecutive frames, carrying each stream's codes
+        and last features in ``state``; returns the Scores and the raw errors ``[t, 2]``."""
+        errors, patches = [], []
+        for s, (x, coder) in enumerate(((xs, self.spatial_), (xt, self.temporal_))):
+            x = self._normalise(x, s).transpose(0, 1)  # [21, t, d]: patches are the batch
+            key = STREAMS[s]
+            prev = state.get(key + "_x")
+            S = coder.similarity(x, prev)
+            alpha0 = state.get(key + "_codes")
+            if alpha0 is None:
+                alpha0 = coder.initial_codes(x.shape[0])
+            codes = coder.codes(x, S, alpha0)
+            state[key + "_x"], state[key + "_codes"] = x[:, -1], codes[:, -1]
+            err = (x - coder.reconstruct(codes)).square().sum(-1)  # [21, t]
+            e, idx = err.max(0)
+            errors.append(e)
+            patches.append(idx)
+        raw = torch.stack(errors, 1)  # [t, 2]
+        mean = torch.tensor(self.error_mean_, device=raw.device, dtype=raw.dtype)
+        std = torch.tensor(self.error_std_, device=raw.device, dtype=raw.dtype)
+        z = (raw - mean) / std
+        scores = vadx.Scores(frame=z[:, 0] + self.temporal_weight * z[:, 1],
+                             extras={"spatial_error": raw[:, 0], "temporal_error": raw[:, 1],
+                                     "spatial_patch": patches[0], "temporal_patch": patches[1]})
+        return scores, raw
+
+    def _update(self, state, frames):
+        xs, xt = frame_features(self.backbone_, state, frames, self.frame_size)
+        return self.score_features(state, xs, xt)[0]
+
+
+Scores = vadx.Scores
+
+
+class TSC(_SparseCodingDetector):
+    """Temporally-coherent sparse coding (Luo et al. §3.2, eq. 2-4, Algorithm 1).
+
+    The dictionary ``A`` (``[d, n_atoms]``, columns of norm <= 1) is learned by alternating SISTA
+    codes with ``K`` steps (:func:`vadx.ops.sista`; A fixed) and one projected gradient step on A
+    (:func:`vadx.ops.tsc_dictionary_step`; codes fixed) per batch of ``batch_size`` sequences of
+    ``sequence_length`` frames (the paper gives neither for TSC; sRNN-AE's are used). The step
+    size is 1 / the Lipschitz constant of the batch's dictionary objective, so every step
+    decreases it. Similarity: eq. 10 with ``delta2`` (paper: 100). A patch's error is
+    ``||x - A alpha||^2`` (eq. 12).
+
+    Args:
+        backbone, weights, n_atoms (paper: 2048), K (paper's Table 10: 30), lambda1, lambda2
+            (paper's ablation: 2.0), temporal_weight (0.5), sequence_length, batch_size,
+            iterations, mode, seed, progress: see the module docstring.
+        gamma: the fixed ISTA step parameter; None (default) = ``||A||_2^2 + lambda2`` of the
+            current dictionary during training (the smallest value for which ISTA provably
+            converges whatever S in [0, 1]), frozen with the final dictionary. The paper fixes
+            gamma without giving a value.
+        delta2: delta^2 of eq. 10 (paper: 100).
+        lambda1: sparsity weight. The paper plots a range (Fig. 7a) without a value for its
+            feature scale; 5.0 (default) is for this plugin's unit-RMS features: on the synthetic
+            scene (MobileNetV2, 128 atoms) it gives 84 % zero codes with K = 20 (0.5 gives 20 %)
+            at the same frame AUC; the paper reports 80-90 % sparsity.
+    """
+
+    name = "tsc"
+
+    @classmethod
+    def demo_params(cls) -> dict[str, Any]:
+        # ResNet-18 features, a 128-atom dictionary and 100 dictionary steps (paper: 20,000)
+        return {"backbone": "resnet18", "weights": demo_weights("resnet18"), "n_atoms": 128,
+                "K": 20, "iterations": 100, "progress": False}
+
+    def __init__(self, *, K: int = 30, lambda1: float = 5.0, lambda2: float = 2.0,
+                 gamma: float | None = None, delta2: float = 100.0, **kwargs):
+        super().__init__(K=K, lambda1=lambda1, lambda2=lambda2, **kwargs)
+        self.gamma = None if gamma is None else _check_float("gamma", gamma, 0.0, strict=True)
+        self.delta2 = _check_float("delta2", delta2, 0.0, strict=True)
+
+    def _make_coder(self, d: int) -> TSCCoder:
+        return TSCCoder(d, self.n_atoms, lambda1=self.lambda1, lambda2=self.lambda2,
+                        delta2=self.delta2, K=self.K, mode=self.mode)
+
+    def _train_coder(self, coder, feats, generator, bar):
+        return coder.fit(feats, T=self.sequence_length, batch=self.batch_size,
+                         iterations=self.iterations, gamma=self.gamma, generator=generator, bar=bar)
+
+
+class SRNNAE(_SparseCodingDetector):
+    """sRNN-AE (Luo et al. §3.4-3.5, eq. 9 and 11): the K-layer stacked RNN that unrolls SISTA
+    (:func:`vadx.ops.sista`, its autograd backward), with decoder ``x_hat = Z h_t^K``; A, Z,
+    lambda1, lambda2, gamma, alpha0 and the similarity network phi are learned end to end by
+    RMSProp (TensorFlow's decay 0.9) on ``sum_t ||x_t - Z h_t||^2 + weight_decay ||theta||^2``,
+    averaged over the batch's sequences. A patch's error is ``||x - Z h||^2`` (eq. 13).
+
+    Open choices: A and Z start from the same data-drawn dictionary (x_hat = A h, TSC's
+    reconstruction); gamma starts at ``||A||_2^2 + lambda2``; ``lambda1``/``lambda2`` are the
+    starting values of the learned weights; alpha0 starts at 0. Weight decay applies to A, Z,
+    alpha0 and phi but not to lambda1, lambda2, gamma: decaying gamma towards 0 would push the
+    ISTA step 1/gamma past the stability bound, and the weights are clamped to lambda >= 0,
+    gamma >= 1e-3 after each step. phi: ``Linear(d, 512)-ReLU-Linear(512, 512)-ReLU``,
+    L2-normalised (the paper: an MLP with ReLU and a 512-wide fully-connected layer).
+
+    Args:
+        lambda1, lambda2: starting values of the learned weights (5.0 as TSC's default; 2.0, the
+            paper's TSC ablation value).
+        K: layers (paper: 3). lr: RMSProp learning rate (paper: 1e-5). weight_decay: beta of
+            eq. 9 (paper: 0.005). Others: see :class:`TSC` and the module docstring.
+    """
+
+    name = "srnn-ae"
+
+    @classmethod
+    def demo_params(cls) -> dict[str, Any]:
+        # ResNet-18 features, 128 atoms, 100 RMSProp steps at a larger rate (paper: 20,000 at 1e-5)
+        return {"backbone": "resnet18", "weights": demo_weights("resnet18"), "n_atoms": 128,
+                "iterations": 100, "lr": 1e-3, "progress": False}
+
+    def __init__(self, *, K: int = 3, lambda1: float = 5.0, lambda2: float = 2.0, lr: float = 1e-5,
+                 weight_decay: float = 0.005, **kwargs):
+        super().__init__(K=K, lambda1=lambda1, lambda2=lambda2, **kwargs)
+        self.lr = _check_float("lr", lr, 0.0, strict=True)
+        self.weight_decay = _check_float("weight_decay", weight_decay, 0.0)
+
+    def _make_coder(self, d: int) -> SRNNAECoder:
+        return SRNNAECoder(d, self.n_atoms, K=self.K, mode=self.mode)
+
+    def _train_coder(self, coder, feats, generator, bar, sista_fn=None):
+        return coder.fit(feats, T=self.sequence_length, batch=self.batch_size,
+                         iterations=self.iterations, lr=self.lr, weight_decay=self.weight_decay,
+                         lambda1=self.lambda1, lambda2=self.lambda2, generator=generator, bar=bar,
+                         sista_fn=sista_fn)

@@ -1,0 +1,469 @@
+"""The `two-stream` detector: Petrocchi, Giorgi, Cimino — two-stream CNN + bag-of-objects + SAS."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+import vadx
+from vadx.features import KNOWN_FILES, demo_weights, load_backbone
+from vadx.objects import ObjectDetector, bag_of_objects, create_object_detector
+from vadx.ops.accumulator_score import accumulator_score
+
+from .classifier import make_classifier
+from .gradcam import grad_cam
+from .streams import TwoStreamNet, flow_images, resize_frames
+from .training import EXCLUDED, adaptive_sample, run_phase, weighted_bce
+
+
+class TwoStream(vadx.Detector):
+    """Supervised frame classifier on RGB + optical-flow streams and a bag-of-objects, scored by SAS.
+
+    Method (paper §3): each frame is resized to ``input_size`` (224) square; the RGB stream sees
+    the frame, the motion stream the Farneback optical flow from the frame's predecessor encoded
+    as an HSV->RGB image (:func:`vadx.flow.flow_to_rgb`); each stream is an ImageNet backbone
+    (paper: ResNet-50) whose last feature map is global-average pooled. The optional
+    bag-of-objects (per-class counts of objects with confidence >= ``min_object_confidence``
+    from an object detector, paper: YOLOv4 on COCO) is concatenated, and the classifier
+    FC 4096 - ReLU - Dropout 0.5 - FC 4096 - ReLU - Dropout 0.5 - FC 1 gives the anomaly
+    confidence sigma_t. Scores.frame is the Sigmoidal Anomaly Score of sigma
+    (:func:`vadx.ops.accumulator_score`, tau 0.5, nu 2, bounds +-7, x0 = LB); the raw sigma is
+    ``Scores.extras["confidence"]``. A stream carries the SAS accumulator and the previous frame.
+    ``localize=True`` adds Grad-CAM maps (§5.5): ``Scores.maps`` is the sum of the two streams'
+    Grad-CAMs on their last conv layer (``extras["cam_rgb"]``, ``extras["cam_flow"]``).
+
+    ``fit(videos, labels)``: frame labels per video, 0 normal, 1 (hard) anomaly, -1 excluded
+    (soft anomaly, paper §3.4: neither normal nor anomalous in training). Training (§3.3, §4.2):
+    adaptive sampling per segment, batch-wise hard mining (alpha K candidates, the K highest
+    losses), class weights 1 / 2, Adam; phase 1 trains the classifier at 1e-5, phase 2 all
+    weights at 1e-6, each until the validation loss has not improved for ``patience`` epochs
+    (best weights restored).
+
+    Choices the paper leaves open, and deviations (with the reason):
+
+    - Sampling rates: the paper's §4.2 says "3 FPS for segments containing anomalies and 10 FPS
+      for normal ones", but its §3.3 ("sample with an even lower framerate normal videos"), its
+      §5 ("only 1/3 of the anomalous frames and less than 1/10 of the normal frames" of 30 fps
+      UCF-Crime) and its C3D variant (denser strides for anomalous segments) all say the
+      opposite, which is also what data balancing needs. Defaults: ``anomaly_fps=10``,
+      ``normal_fps=3``; pass the §4.2 reading explicitly if wanted. ``source_fps`` (default 30,
+      UCF-Crime) must be given for other data (UCSD Ped2: 10) since frames carry no time.
+    - Optical flow is always between a frame and its immediate predecessor in the source video,
+      in training and in scoring: a flow across the sampling gap would make motion magnitude
+      depend on the class's sampling rate (a label leak) and differ from test time. Computed at
+      ``input_size`` on the resized grey frames; the flow image shows ``flow_max_magnitude``
+      pixels (default 8) at full brightness (fixed, so that slow frames look slow). A video's
+      first frame has zero flow.
+    - Preprocessing: torchvision weights expect RGB in [0, 1] normalised by ImageNet mean/std
+      (the paper's Keras ResNet-50 wanted BGR mean-centred): we follow the weights we load.
+      Grey frames (UCSD) are replicated to three channels.
+    - Backbones: ``backbone`` (default ``"resnet50"``, the paper's) by weights path, SHA-256
+      checked (:func:`vadx.features.load_backbone`); both streams start from the same weights.
+      ``"mobilenet_v2"`` runs with the ImageNet weights available here.
+    - Batch size K (not given): ``batch_size=32``. Hard-mining candidate losses are computed in
+      inference mode (no dropout) and weighted by class, as is the training loss (mean over K).
+    - Phase 2 keeps BatchNorm statistics frozen (backbones in eval mode): batches of K frames
+      are too small and too unbalanced to re-estimate them. ``finetune=False`` skips phase 2
+      (it needs the sampled input images kept in memory, ``2 * 3 * 224^2`` bytes per sample).
+    - Validation split (paper: half of its test videos): ``validation_videos`` (indices into
+      ``fit``'s videos) or, by default, a seeded ``validation_fraction`` (0.2, at least one) of
+      the videos; ``validation_videos=[]`` trains without early stopping for ``max_epochs``.
+    - Bag-of-objects: raw counts (not normalised), as the paper describes it. The object
+      detector is pluggable: ``object_detector={"name": "darknet", "cfg": ..., "weights": ...,
+      "names": ...}`` (any detector registered through the hook
+      ``vadx_register_object_detectors``); None gives the paper's "no-bag" variant.
+    - SAS decay: the op's default ``"symmetric"`` (authors' code); ``sas_decay="paper"`` for the
+      paper's formula.
+    - ``threshold_`` is the paper's alarm rule, SAS > ``alarm_threshold`` (0.5), not a quantile
+      of training scores: ``false_alarm_rate`` is unused.
+    """
+
+    name = "two-stream"
+    supervised = True
+
+    @classmethod
+    def demo_params(cls) -> dict[str, Any]:
+        # MobileNetV2 streams at 112 px, classifier only (no fine-tuning), a few epochs; the
+        # synthetic clips carry no frame rate: 10 frames/s as UCSD's
+        return {"backbone": "mobilenet_v2", "weights": demo_weights("mobilenet_v2"),
+                "input_size": 112, "hidden": 512, "max_epochs": 5, "finetune": False,
+                "source_fps": 10.0, "progress": False}
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "resnet50",
+        weights: str | None = None,
+        weights_sha256: str | None = None,
+        object_detector: dict | None = None,
+        min_object_confidence: float = 0.5,
+        input_size: int = 224,
+        flow_max_magnitude: float = 8.0,
+        hidden: int = 4096,
+        dropout: float = 0.5,
+        source_fps: float = 30.0,
+        anomaly_fps: float = 10.0,
+        normal_fps: float = 3.0,
+        alpha: int = 3,
+        batch_size: int = 32,
+        normal_weight: float = 1.0,
+        anomaly_weight: float = 2.0,
+        head_lr: float = 1e-5,
+        finetune_lr: float = 1e-6,
+        patience: int = 5,
+        max_epochs: int = 100,
+        finetune: bool = True,
+        finetune_max_epochs: int = 100,
+        validation_videos: list[int] | None = None,
+        validation_fraction: float = 0.2,
+        tau: float = 0.5,
+        nu: float = 2.0,
+        lb: float = -7.0,
+        ub: float = 7.0,
+        sas_decay: str = "symmetric",
+        alarm_threshold: float = 0.5,
+        localize: bool = False,
+        feature_batch: int = 16,
+        seed: int = 0,
+        progress: bool | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        def positive(name, v, integer=False):
+            ok = isinstance(v, int) and not isinstance(v, bool) if integer else \
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or v <= 0:
+                raise ValueError(f"{name} must be a positive {'int' if integer else 'number'}, got {v!r}")
+        for n in ("input_size", "hidden", "alpha", "batch_size", "patience", "max_epochs",
+                  "finetune_max_epochs", "feature_batch"):
+            positive(n, locals()[n], integer=True)
+        for n in ("flow_max_magnitude", "source_fps", "anomaly_fps", "normal_fps", "normal_weight",
+                  "anomaly_weight", "head_lr", "finetune_lr", "nu"):
+            positive(n, locals()[n])
+        if not isinstance(backbone, str):
+            raise TypeError(f"backbone must be a backbone name, got {backbone!r}")
+        if object_detector is not None and not (isinstance(object_detector, dict)
+                                                and isinstance(object_detector.get("name"), str)):
+            raise ValueError(f"object_detector must be None or a dict with a 'name' key and the "
+                             f"detector's parameters, got {object_detector!r}")
+        for n, v in (("min_object_confidence", min_object_confidence), ("dropout", dropout),
+                     ("tau", tau), ("alarm_threshold", alarm_threshold)):
+            if not 0.0 <= v < 1.0 or (n == "min_object_confidence" and v > 1.0):
+                raise ValueError(f"{n} must be in [0, 1), got {v!r}")
+        if not lb < ub:
+            raise ValueError(f"lb must be < ub, got lb={lb!r}, ub={ub!r}")
+        if sas_decay not in ("symmetric", "paper"):
+            raise ValueError(f"sas_decay must be 'symmetric' or 'paper', got {sas_decay!r}")
+        if not 0.0 < validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+        if validation_videos is not None:
+            validation_videos = [int(i) for i in validation_videos]
+        self.backbone, self.weights, self.weights_sha256 = backbone, weights, weights_sha256
+        self.object_detector, self.min_object_confidence = object_detector, min_object_confidence
+        self.input_size, self.flow_max_magnitude = input_size, flow_max_magnitude
+        self.hidden, self.dropout = hidden, dropout
+        self.source_fps, self.anomaly_fps, self.normal_fps = source_fps, anomaly_fps, normal_fps
+        self.alpha, self.batch_size = alpha, batch_size
+        self.normal_weight, self.anomaly_weight = normal_weight, anomaly_weight
+        self.head_lr, self.finetune_lr, self.patience, self.max_epochs = head_lr, finetune_lr, patience, max_epochs
+        self.finetune, self.finetune_max_epochs = finetune, finetune_max_epochs
+        self.validation_videos, self.validation_fraction = validation_videos, validation_fraction
+        self.tau, self.nu, self.lb, self.ub, self.sas_decay = tau, nu, lb, ub, sas_decay
+        self.alarm_threshold, self.localize = alarm_threshold, localize
+        self.feature_batch, self.seed, self.progress = feature_batch, seed, progress
+        self._objects: ObjectDetector | None = None
+
+    # ------------------------------------------------------------------ parts
+    def _object_detector(self) -> ObjectDetector | None:
+        if self.object_detector is None:
+            return None
+        if self._objects is None:
+            params = {k: v for k, v in self.object_detector.items() if k != "name"}
+            self._objects = create_object_detector(self.object_detector["name"], **params)
+            if hasattr(self._objects, "to"):
+                self._objects.to(self.device)
+        return self._objects
+
+    def _new_net(self, rgb: nn.Module, flow: nn.Module, in_features: int) -> TwoStreamNet:
+        return TwoStreamNet(rgb, flow, make_classifier(in_features, self.hidden, self.dropout))
+
+    def _setup(self) -> None:
+        """Backbones from ``weights`` and the classifier (seeded); run before feature extraction."""
+        if getattr(self, "net_", None) is not None:
+            return
+        rgb = load_backbone(self.backbone, self.weights, sha256=self.weights_sha256)
+        info = rgb.weights_info
+        self.weights_info_ = info.to_json()
+        known = KNOWN_FILES.get(info.sha256) if info.sha256 else None
+        self.backbone_kwargs_ = dict(known.build_kwargs) if known else {}
+        flow = load_backbone(self.backbone, "random", **self.backbone_kwargs_)
+        flow.load_state_dict(rgb.state_dict())
+        objects = self._object_detector()
+        self.n_object_classes_ = len(objects.classes) if objects is not None else 0
+        self.in_features_ = 2 * rgb.out_channels + self.n_object_classes_
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.net_ = self._new_net(rgb, flow, self.in_features_).to(self.device).eval()
+
+    def _build_modules(self) -> None:
+        rgb = load_backbone(self.backbone, "random", **self.backbone_kwargs_)
+        flow = load_backbone(self.backbone, "random", **self.backbone_kwargs_)
+        self.net_ = self._new_net(rgb, flow, self.in_features_).eval()
+
+    def to(self, device):
+        super().to(device)
+        if self._objects is not None and hasattr(self._objects, "to"):
+            self._objects.to(self.device)
+        return self
+
+    # ------------------------------------------------------------------ features
+    def _inputs(self, state: dict, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Resized frames and flow images of one chunk; carries the previous frame in ``state``."""
+        small = resize_frames(frames, self.input_size)
+        flow = flow_images(small, state.get("prev"), self.flow_max_magnitude)
+        state["prev"] = small[-1:]
+        return small, flow
+
+    def _bags(self, frames: Tensor) -> Tensor | None:
+        objects = self._object_detector()
+        if objects is None:
+            return None
+        dets = objects.detect(frames)
+        return bag_of_objects(dets, self.n_object_classes_, self.min_object_confidence).to(self.device)
+
+    @torch.no_grad()
+    def _embed(self, small: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
+        parts = [self.net_.features(small[i:i + self.feature_batch], flow[i:i + self.feature_batch])
+                 for i in range(0, small.shape[0], self.feature_batch)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def extract_features(self, video: Any, indices: Tensor | None = None, *,
+                         keep_images: bool = False) -> dict[str, Tensor | None]:
+        """Backbone features (and bags) of a video's frames ``indices`` (default: all).
+
+        Returns ``{"rgb": [n, C], "flow": [n, C], "bag": [n, K] or None, "n_frames": [1]}``, plus
+        ``"rgb_img"``/``"flow_img"`` (uint8 inputs) with ``keep_images``. Backbones are frozen in
+        phase 1, so features extracted once can train the classifier (:meth:`fit_features`).
+        """
+        self._setup()
+        chunks = video if isinstance(video, vadx.detector.VideoChunks) else \
+            vadx.detector.VideoChunks(video, self.chunk_size, self.device)
+        wanted = None if indices is None else torch.as_tensor(indices).long().cpu()
+        out: dict[str, list[Tensor]] = {"rgb": [], "flow": [], "bag": [], "rgb_img": [], "flow_img": []}
+        state: dict = {}
+        start = 0
+        total = None if wanted is None else int(wanted.numel())
+        bar = tqdm(total=total, desc="two-stream features", unit="frame", leave=False,
+                   disable=None if self.progress is None else not self.progress)
+        for frames in chunks:
+            t = frames.shape[0]
+            small, flow = self._inputs(state, frames)
+            if wanted is None:
+                sel = torch.arange(t)
+            else:
+                sel = wanted[(wanted >= start) & (wanted < start + t)] - start
+            start += t
+            if sel.numel() == 0:
+                continue
+            sel_d = sel.to(frames.device)
+            small, flow = small[sel_d], flow[sel_d]
+            rf, ff = self._embed(small, flow)
+            out["rgb"].append(rf)
+            out["flow"].append(ff)
+            bag = self._bags(frames[sel_d])
+            if bag is not None:
+                out["bag"].append(bag)
+            if keep_images:
+                out["rgb_img"].append(small.cpu())
+                out["flow_img"].append(flow.cpu())
+            bar.update(int(sel.numel()))
+        bar.close()
+        if wanted is not None and wanted.numel() and int(wanted.max()) >= start:
+            raise ValueError(f"indices go up to {int(wanted.max())} but the video has {start} frames")
+        width = self.net_.rgb.out_channels
+        cat = lambda k, shape: torch.cat(out[k]) if out[k] else torch.zeros(shape)  # noqa: E731
+        result: dict[str, Tensor | None] = {
+            "rgb": cat("rgb", (0, width)), "flow": cat("flow", (0, width)),
+            "bag": cat("bag", (0, self.n_object_classes_)) if self.n_object_classes_ else None,
+            "n_frames": torch.tensor([start]),
+        }
+        if keep_images:
+            c = 1 if not out["rgb_img"] else out["rgb_img"][0].shape[1]
+            result["rgb_img"] = cat("rgb_img", (0, c, self.input_size, self.input_size))
+            result["flow_img"] = cat("flow_img", (0, 3, self.input_size, self.input_size))
+        return result
+
+    # ------------------------------------------------------------------ training
+    def sample(self, labels: Any) -> Tensor:
+        """The frame indices training uses from a video with these frame labels."""
+        return adaptive_sample(_check_labels(labels, "labels"), source_fps=self.source_fps,
+                               anomaly_fps=self.anomaly_fps, normal_fps=self.normal_fps)
+
+    def _split(self, n: int) -> list[int]:
+        if self.validation_videos is not None:
+            bad = [i for i in self.validation_videos if not 0 <= i < n]
+            if bad or len(set(self.validation_videos)) >= n:
+                raise ValueError(f"validation_videos must be distinct indices of the {n} fit videos, "
+                                 f"leaving at least one to train on; got {self.validation_videos}")
+            return sorted(set(self.validation_videos))
+        if n < 2:
+            raise ValueError(f"two-stream needs at least 2 videos to hold one out for early stopping "
+                             f"(validation_fraction), got {n}; or pass validation_videos=[]")
+        k = min(max(1, round(self.validation_fraction * n)), n - 1)
+        g = torch.Generator().manual_seed(self.seed)
+        return sorted(torch.randperm(n, generator=g)[:k].tolist())
+
+    def _fit(self, videos, labels):
+        val_ids = set(self._split(len(videos)))
+        self._setup()
+        train, val = [], []
+        for i, (video, lab) in enumerate(zip(videos, labels)):
+            lab = _check_labels(lab, f"labels[{i}]")
+            idx = self.sample(lab)
+            feats = self.extract_features(video, idx, keep_images=self.finetune)
+            if int(feats["n_frames"]) != lab.numel():
+                raise ValueError(f"labels[{i}] has {lab.numel()} frame labels; videos[{i}] has "
+                                 f"{int(feats['n_frames'])} frames")
+            feats["target"] = lab[idx].float()
+            (val if i in val_ids else train).append(feats)
+        self._train(train, val, with_images=self.finetune)
+        return torch.tensor([self.alarm_threshold])  # threshold_: the paper's SAS alarm rule
+
+    def fit_features(self, train: list[dict], val: list[dict]) -> TwoStream:
+        """Phase 1 only, on features from :meth:`extract_features` with ``"target"`` [n] added.
+
+        For experiments that reuse frozen-backbone features across runs (cross-validation); the
+        result scores videos like a fitted detector. Phase 2 needs images: use :meth:`fit`.
+        """
+        self._setup()
+        self._train(train, val, with_images=False)
+        self.threshold_ = self.alarm_threshold
+        self.input_shape_ = None
+        self._fitted = True
+        return self
+
+    def _train(self, train: list[dict], val: list[dict], *, with_images: bool) -> None:
+        if not train:
+            raise ValueError("no training videos left after the validation split")
+        cat = lambda parts, k: torch.cat([p[k] for p in parts]).to(self.device)  # noqa: E731
+        y = cat(train, "target")
+        if y.numel() == 0:
+            raise ValueError("the training videos have no frames left to train on (all excluded?)")
+        if not ((y == 0).any() and (y == 1).any()):
+            raise ValueError(f"the training frames must include both normal (0) and anomalous (1) "
+                             f"labels; got only {int(y[0])}")
+        bags = self.n_object_classes_ > 0
+        rf, ff = cat(train, "rgb"), cat(train, "flow")
+        bag = cat(train, "bag") if bags else None
+        has_val = bool(val) and sum(p["target"].numel() for p in val) > 0
+        if has_val:
+            vy, vrf, vff = cat(val, "target"), cat(val, "rgb"), cat(val, "flow")
+            vbag = cat(val, "bag") if bags else None
+        net = self.net_
+        gen = torch.Generator().manual_seed(self.seed)
+        common = dict(model=net, targets=y, batch_size=self.batch_size, alpha=self.alpha,
+                      normal_weight=self.normal_weight, anomaly_weight=self.anomaly_weight,
+                      patience=self.patience, generator=gen, progress=self.progress)
+
+        def head_mode(flag: bool) -> None:
+            net.eval()
+            net.head.train(flag)
+
+        def val_loss_head() -> float:
+            with torch.no_grad():
+                return float(weighted_bce(net.logit(vrf, vff, vbag), vy, self.normal_weight,
+                                          self.anomaly_weight).mean())
+
+        history: dict[str, Any] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # dropout masks
+            history["phase1"] = run_phase(
+                params=list(net.head.parameters()),
+                logits_of=lambda i: net.logit(rf[i], ff[i], bag[i] if bags else None),
+                val_loss=val_loss_head if has_val else None, lr=self.head_lr,
+                max_epochs=self.max_epochs, train_mode=head_mode, desc="two-stream phase 1 (FC)",
+                **common)
+            if with_images:
+                ri, fi = torch.cat([p["rgb_img"] for p in train]), torch.cat([p["flow_img"] for p in train])
+                if has_val:
+                    vri = torch.cat([p["rgb_img"] for p in val])
+                    vfi = torch.cat([p["flow_img"] for p in val])
+
+                def logits_all(i: Tensor) -> Tensor:
+                    i = i.cpu()
+                    return net(ri[i].to(self.device), fi[i].to(self.device), bag[i] if bags else None)
+
+                def val_loss_all() -> float:
+                    losses = []
+                    with torch.no_grad():
+                        for s in range(0, vy.numel(), self.feature_batch):
+                            sl = slice(s, s + self.feature_batch)
+                            logit = net(vri[sl].to(self.device), vfi[sl].to(self.device),
+                                        vbag[sl] if bags else None)
+                            losses.append(weighted_bce(logit, vy[sl], self.normal_weight,
+                                                       self.anomaly_weight))
+                    return float(torch.cat(losses).mean())
+
+                history["phase2"] = run_phase(
+                    params=list(net.parameters()), logits_of=logits_all,
+                    val_loss=val_loss_all if has_val else None, lr=self.finetune_lr,
+                    max_epochs=self.finetune_max_epochs, train_mode=head_mode,
+                    desc="two-stream phase 2 (all)", **common)
+        net.eval()
+        history["n_train_samples"] = int(y.numel())
+        history["n_val_samples"] = int(vy.numel()) if has_val else 0
+        self.history_ = history
+
+    # ------------------------------------------------------------------ scoring
+    def _update(self, state: dict, frames: Tensor) -> vadx.Scores:
+        net = self.net_
+        small, flow = self._inputs(state, frames)
+        bag = self._bags(frames)
+        extras: dict[str, Tensor] = {}
+        maps = None
+        if self.localize:
+            logit, cams = self._logit_and_cams(small, flow, bag, tuple(frames.shape[2:]))
+            extras["cam_rgb"], extras["cam_flow"] = cams
+            maps = cams[0] + cams[1]
+        else:
+            logit = torch.cat([net.logit(*net.features(small[i:i + self.feature_batch],
+                                                       flow[i:i + self.feature_batch]),
+                                         bag[i:i + self.feature_batch] if bag is not None else None)
+                               for i in range(0, small.shape[0], self.feature_batch)])
+        sigma = torch.sigmoid(logit.float())
+        x0 = state.get("x", self.lb)
+        sas, state["x"] = accumulator_score(sigma, self.tau, self.nu, self.lb, self.ub, x0, self.sas_decay)
+        extras["confidence"] = sigma
+        return vadx.Scores(frame=sas, maps=maps, extras=extras)
+
+    def _logit_and_cams(self, small, flow, bag, hw):
+        net = self.net_
+        logits, cam_r, cam_f = [], [], []
+        with torch.inference_mode(False), torch.enable_grad():
+            for i in range(0, small.shape[0], self.feature_batch):
+                sl = slice(i, i + self.feature_batch)
+                a, b = net.feature_maps(small[sl].clone(), flow[sl].clone())
+                logit = net.logit(net.pool(a), net.pool(b), bag[sl].clone() if bag is not None else None)
+                ga, gb = torch.autograd.grad(logit.sum(), [a, b])  # frames are independent (eval BN)
+                logits.append(logit.detach())
+                cam_r.append(grad_cam(a.detach(), ga, hw))
+                cam_f.append(grad_cam(b.detach(), gb, hw))
+        return torch.cat(logits), (torch.cat(cam_r), torch.cat(cam_f))
+
+
+def _check_labels(labels: Any, what: str) -> Tensor:
+    lab = torch.as_tensor(labels)
+    if lab.dim() != 1 or lab.is_floating_point() and not torch.equal(lab, lab.round()):
+        raise ValueError(f"{what} must be a 1-D tensor of integer frame labels, got shape "
+                         f"{tuple(lab.shape)} dtype {lab.dtype}")
+    lab = lab.long().cpu()
+    bad = set(lab.unique().tolist()) - {0, 1, EXCLUDED}
+    if bad:
+        raise ValueError(f"{what} must hold 0 (normal), 1 (anomaly) or {EXCLUDED} (excluded soft "
+                         f"anomaly), got values {sorted(bad)}")
+    return lab

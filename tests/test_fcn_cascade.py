@@ -1,0 +1,266 @@
+"""The fcn-cascade detector plugin (Sabokrou et al., Deep-Anomaly): small and fast; the full UCSD Ped2
+accuracy and the speed targets are in bench/test_fcn_cascade.py."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vadx
+import vadx.data
+from vadx.features import AlexNet, MobileNetV2, conv_geometry, sha256_file
+from vadx.metrics import roc_auc
+from vadx.ops import receptive_field, rollback_coverage
+from vadx_fcn_cascade.detector import FCNCascade, region_scores
+from vadx_fcn_cascade.fcn import ALEXNET_CUTS, MOBILENET_CUTS, HISTORY, build_prefix, cube, geometry
+from vadx_fcn_cascade.localize import coverage_map, order_map
+from vadx_fcn_cascade.sparse_ae import train_sparse_ae
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MOBILENET = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
+PED2 = SHARED / "data" / "ucsd_ped2"
+
+SMALL = dict(weights="random", hidden=32, ae_epochs=2, max_regions=5000, progress=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is faster than two on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return vadx.data.load("synthetic", seed=0, n_train=2, n_test=2, n_frames=60, height=96,
+                          width=128, kinds=("appearance", "speed"))
+
+
+@pytest.fixture(scope="module")
+def fitted(scene):
+    torch.manual_seed(0)
+    return vadx.create("fcn-cascade", **SMALL).fit(scene.train)
+
+
+def _frames(video) -> torch.Tensor:
+    return torch.cat([torch.as_tensor(c) for c in video])
+
+
+# ---------------------------------------------------------------- end to end
+def test_registered():
+    assert vadx.plugins.get_detector("fcn-cascade").cls is FCNCascade
+
+
+def test_synthetic_detects_anomalies(scene, fitted):
+    scores, labels, inside, outside = [], [], [], []
+    for video in scene.test:
+        s = fitted.score(video)
+        assert s.frame.shape == (len(video),) and torch.isfinite(s.frame).all()
+        assert s.maps.shape == (len(video), 96, 128)
+        scores.append(s.frame.numpy())
+        labels.append(np.asarray(video.labels))
+        masks = video.masks.read()
+        inside.append(s.maps.numpy()[masks].mean())
+        outside.append(s.maps.numpy()[~masks].mean())
+    auc = roc_auc(np.concatenate(scores), np.concatenate(labels))
+    assert auc > 0.75, auc  # chance is 0.5
+    assert np.mean(inside) > 1.3 * np.mean(outside)  # the maps light up on the anomalous object
+    assert fitted.threshold_ is not None and fitted.beta_ <= fitted.alpha_
+
+
+def test_first_frames_are_finite_and_history_is_the_first_frame(fitted, scene):
+    frames = _frames(scene.test[0])[:3]
+    s = fitted.score(frames)
+    assert torch.isfinite(s.frame).all()
+    # frame 0 alone: D_0 built from I_0 repeated, the same as a video of six copies of I_0
+    same = fitted.score(frames[:1].repeat(6, 1, 1, 1))
+    torch.testing.assert_close(s.frame[0], same.frame[5], rtol=1e-5, atol=1e-5)
+
+
+def test_streaming_equals_offline(fitted, scene):
+    frames = _frames(scene.test[1])
+    offline = fitted.score(frames)
+    stream = fitted.stream()
+    parts, start = [], 0
+    for size in (1, 2, 7, 3, 30, 5, 100):
+        chunk = frames[start:start + size]
+        if len(chunk):
+            parts.append(stream.update(chunk))
+        start += size
+    online = vadx.Scores.cat(parts)
+    torch.testing.assert_close(online.frame, offline.frame, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(online.maps, offline.maps, rtol=1e-4, atol=1e-5)
+
+
+def test_save_load_round_trip(fitted, scene, tmp_path):
+    path = tmp_path / "fcn.vadx"
+    fitted.save(path)
+    loaded = vadx.load(path)
+    assert loaded.get_params() == fitted.get_params()
+    frames = _frames(scene.test[0])[:20]
+    a, b = fitted.score(frames), loaded.score(frames)
+    assert torch.equal(a.frame, b.frame) and torch.equal(a.maps, b.maps)
+    assert loaded.threshold_ == fitted.threshold_ and loaded.geometry_ == fitted.geometry_
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_inputs(fitted, scene):
+    frames = _frames(scene.test[0])[:4]
+    with pytest.raises(ValueError, match="96x128"):
+        fitted.score(frames[:, :, :64, :])
+    with pytest.raises(ValueError, match="grey"):
+        fitted.score(frames.repeat(1, 3, 1, 1))
+    with pytest.raises(ValueError, match="at least 6 frames"):
+        vadx.create("fcn-cascade", **SMALL).fit([frames])
+    with pytest.raises(TypeError, match="uint8"):
+        fitted.score(frames.float())
+    with pytest.raises(ValueError, match="sizes|shape"):
+        # training videos of different sizes
+        vadx.create("fcn-cascade", **SMALL).fit([_frames(scene.train[0])[:8],
+                                                 _frames(scene.train[0])[:8, :, :80]])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"backbone": "vgg16"}, "backbone"), ({"layer": "C4"}, "layer"), ({"pooling": "sum"}, "pooling"),
+    ({"maps": "heat"}, "maps"), ({"hidden": 0}, "hidden"), ({"zeta": -1}, "zeta"),
+    ({"beta_quantile": 0.99, "alpha_quantile": 0.9}, "beta_quantile"), ({"phi_quantile": 1.0}, "phi"),
+    ({"shrinkage": 2.0}, "shrinkage"), ({"max_regions": 1}, "max_regions")])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FCNCascade(**kwargs)
+
+
+def test_missing_weights_file(tmp_path, scene, monkeypatch):
+    monkeypatch.delenv("VADX_WEIGHTS_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="nothing.pth"):
+        vadx.create("fcn-cascade", weights=str(tmp_path / "nothing.pth")).fit(scene.train)
+    with pytest.raises(FileNotFoundError, match="VADX_WEIGHTS_DIR"):
+        vadx.create("fcn-cascade").fit(scene.train)  # the paper's AlexNet, none given
+
+
+# ---------------------------------------------------------------- the FCN prefix
+def test_alexnet_geometry_is_the_papers():
+    body, _ = build_prefix("alexnet", "C2", "mean", "random")
+    assert geometry(body) == {"size": [51, 51], "jump": [8, 8], "offset": [18, 18]}
+    assert [type(m).__name__ for m in body] == ["Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU"]
+    body, _ = build_prefix("alexnet", "C2", "max", "random")
+    assert isinstance(body[2], torch.nn.MaxPool2d) and geometry(body)["size"] == [51, 51]
+    assert geometry(build_prefix("alexnet", "C1", "mean", "random")[0])["size"] == [11, 11]
+
+
+def test_mobilenet_cut_is_closest_receptive_field():
+    alex, mobile = AlexNet(), MobileNetV2()
+    for layer, n in MOBILENET_CUTS.items():
+        target = receptive_field(conv_geometry(alex.features[:ALEXNET_CUTS[layer]]))[0][0]
+        sizes = [receptive_field(conv_geometry(mobile.features[:k]))[0][0] for k in range(1, 19)]
+        best = min(range(len(sizes)), key=lambda i: (abs(sizes[i] - target), i)) + 1
+        assert n == best, (layer, target, sizes)
+    body, _ = build_prefix("mobilenet_v2", "C2", "mean", "random")
+    assert geometry(body)["size"] == [43, 43]
+
+
+def test_alexnet_state_dict_by_path(tmp_path, scene, monkeypatch):
+    """A torchvision-format AlexNet file (name embeds its SHA-256 prefix) loads by path and from
+    VADX_WEIGHTS_DIR, and its weights are the ones used; a renamed file is rejected."""
+    torch.manual_seed(1)
+    raw = tmp_path / "raw.pth"
+    net = AlexNet()
+    torch.save(net.state_dict(), raw)
+    path = tmp_path / f"alexnet-owt-{sha256_file(raw)[:8]}.pth"
+    raw.rename(path)
+    body, info = build_prefix("alexnet", "C2", "mean", str(path))
+    assert info["verified"] and info["file"] == path.name
+    assert torch.equal(body[3].weight, net.features[3].weight)
+    monkeypatch.setenv("VADX_WEIGHTS_DIR", str(tmp_path))
+    det = vadx.create("fcn-cascade", **{**SMALL, "weights": None}).fit(
+        [_frames(scene.train[0])[:12]])
+    assert det.fcn_info_["file"] == path.name
+    assert torch.equal(det.fcn_[0].weight, net.features[0].weight)
+    bad = tmp_path / "alexnet-owt-00000000.pth"
+    path.rename(bad)
+    with pytest.raises(ValueError, match="SHA-256"):
+        build_prefix("alexnet", "C2", "mean", str(bad))
+
+
+def test_cube_is_the_papers_input():
+    g = torch.arange(8.0).view(8, 1, 1).expand(8, 2, 2)  # I_t = t
+    d = cube(g[:HISTORY], g[HISTORY:])  # D for t = 5, 6, 7
+    # I'_t = t - 0.5; D_t = (I'_t, I'_{t-2}, I'_{t-4})
+    assert d[:, :, 0, 0].tolist() == [[4.5, 2.5, 0.5], [5.5, 3.5, 1.5], [6.5, 4.5, 2.5]]
+
+
+# ---------------------------------------------------------------- cascade, CT, localization
+def test_region_scores_reproduce_the_cascade(fitted, scene):
+    frames = _frames(scene.test[0])[:10]
+    feats = fitted._features({}, frames)
+    d1, d2, label = vadx.ops.mahalanobis_cascade(
+        feats, fitted.mu1_, fitted.w1_, fitted.beta_, fitted.alpha_, fitted.ct_weight_,
+        fitted.ct_bias_, fitted.mu2_, fitted.w2_, fitted.phi_)
+    s = region_scores(d1, d2, label, fitted.alpha_, fitted.phi_)
+    assert torch.equal(s >= 1, (label == 1) | (label == 2))
+    assert (label >= 2).any()  # stage 2 ran somewhere
+
+
+@pytest.mark.parametrize("size, jump, offset, zeta", [
+    ((51, 51), (8, 8), (18, 18), 3),  # AlexNet C2
+    ((43, 43), (8, 8), (21, 21), 3),  # MobileNetV2 features[:6]
+    ((11, 19), (4, 8), (2, 0), 1),  # AlexNet C1 rows, non-square, fields cut by the frame
+])
+def test_order_map_matches_rollback_coverage(size, jump, offset, zeta):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(3, 9, 12, generator=g) * 2
+    geo = {"size": list(size), "jump": list(jump), "offset": list(offset)}
+    m = order_map(scores, geo, (70, 95), zeta=zeta)
+    for theta in (0.3, 1.0, 1.7):
+        cov = rollback_coverage((scores >= theta).float(), size, jump, offset, (70, 95))
+        assert torch.equal(m >= theta, cov > zeta)
+    torch.testing.assert_close(coverage_map(scores >= 1, geo, (70, 95)),
+                               rollback_coverage((scores >= 1).float(), size, jump, offset, (70, 95)))
+
+
+def test_coverage_maps_mode(scene, fitted, tmp_path):
+    fitted.save(tmp_path / "m.vadx")
+    det = vadx.load(tmp_path / "m.vadx")
+    det.maps = "coverage"
+    frames = _frames(scene.test[0])[:8]
+    s = det.score(frames)
+    assert torch.equal(s.maps == s.maps.round(), torch.ones_like(s.maps, dtype=torch.bool))
+    det.maps = None
+    assert det.score(frames).maps is None
+
+
+def test_sparse_autoencoder_learns_a_sparse_code():
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(1500, 16, generator=g) @ torch.randn(16, 16, generator=g)) * 10 + 5
+    kw = dict(epochs=6, rho=0.05, sparsity_weight=3.0, weight_decay=1e-4, lr=1e-2, batch_size=64,
+              seed=0, progress=False)
+    w, b, losses = train_sparse_ae(x, 40, **kw)
+    assert w.shape == (40, 16) and b.shape == (40,)
+    assert losses[-1] < losses[0]
+    z = torch.sigmoid(x @ w.T + b)  # the CT layer acts on raw features (standardisation folded)
+    assert float(z.mean()) < 0.3  # pushed towards rho = 0.05 from about 0.5 at the start
+    w2, b2, _ = train_sparse_ae(x, 40, **kw)
+    assert torch.equal(w, w2) and torch.equal(b, b2)  # seeded
+
+
+# ---------------------------------------------------------------- real data
+@pytest.mark.skipif(not (MOBILENET.is_file() and PED2.is_dir()),
+                    reason="needs ../shared/weights/mobilenet_v2_imagenet.pth and ../shared/data/ucsd_ped2")
+def test_ped2_short_clip_with_mobilenet():
+    """Fit on the first 60 frames of training video 01 (half size); test video 04 turns anomalous
+    at its 31st frame: score its first 60 frames (30 normal, 30 anomalous)."""
+    ds = vadx.data.load("ucsd-ped2", PED2, size=(120, 180), chunk_size=60)
+    train = torch.as_tensor(next(iter(ds.train[0])))
+    det = vadx.create("fcn-cascade", backbone="mobilenet_v2", weights=str(MOBILENET), hidden=32,
+                      ae_epochs=2, max_regions=5000, progress=False).fit([train])
+    assert det.fcn_info_["verified"] and det.fcn_info_["relu6"] is False
+    video = ds.test[3]
+    frames = torch.as_tensor(next(iter(video)))
+    labels = np.asarray(video.labels)[:60]
+    assert labels[:30].sum() == 0 and labels[30:].all()
+    s = det.score(frames)
+    assert torch.isfinite(s.frame).all() and s.maps.shape == (60, 120, 180)
+    assert roc_auc(s.frame.numpy(), labels) > 0.7

@@ -1,0 +1,214 @@
+"""The ``tsc`` and ``srnn-ae`` detectors (plugins/vadx_sparse_rnn): features, detection on the
+synthetic scene and on the paper's toy setting, streaming, save/load, the ResNet path, bad input.
+
+Tiny models (few atoms and iterations, 60 x 80 frames) keep the file fast; Ped2 accuracy and
+speed are in bench/test_sparse_rnn.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vadx
+from vadx.data import synthetic
+from vadx.features import sha256_file
+from vadx.metrics import roc_auc
+from vadx_sparse_rnn.features import frame_features, pyramid_pool
+
+torch.set_num_threads(1)  # a shared 2-core machine: OpenMP spinning on 2 busy cores is slower
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MOBILENET = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
+TINY = {"tsc": dict(K=10, n_atoms=64, iterations=25),
+        "srnn-ae": dict(n_atoms=64, iterations=40, lr=1e-3)}
+
+
+def _weights():
+    return str(MOBILENET) if MOBILENET.is_file() else "random"
+
+
+def _make(name, **kw):
+    params = dict(backbone="mobilenet_v2", weights=_weights(), progress=False, **TINY[name])
+    params.update(kw)
+    return vadx.create(name, **params)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    ds = synthetic.make_dataset(3, n_train=2, n_test=2, n_frames=48, height=60, width=80,
+                                kinds=("appearance",))
+    return ([torch.as_tensor(v.read()) for v in ds.train],
+            [(torch.as_tensor(v.read()), np.asarray(v.labels)) for v in ds.test])
+
+
+@pytest.fixture(scope="module", params=["tsc", "srnn-ae"])
+def fitted(request, scene):
+    train, _ = scene
+    return _make(request.param).fit(train)
+
+
+# ---------------------------------------------------------------------------- features
+def test_pyramid_pool_21_regions():
+    maps = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    out = pyramid_pool(maps)
+    assert out.shape == (2, 21, 3)
+    assert torch.equal(out[:, 0], maps.amax(dim=(2, 3)))  # 1x1: the whole map
+    assert torch.equal(out[:, 1], maps[:, :, :2, :2].amax(dim=(2, 3)))  # 2x2, top left
+    assert torch.equal(out[:, 5:], maps.flatten(2).transpose(1, 2))  # 4x4 on a 4x4 map: cells
+    assert pyramid_pool(torch.rand(1, 5, 2, 3)).shape == (1, 21, 5)  # maps smaller than 4x4
+
+
+def test_temporal_features_max_over_4_frames_and_short_history():
+    net = vadx.features.load_backbone("mobilenet_v2", "random").eval()
+    frames = torch.randint(0, 256, (6, 1, 64, 64), dtype=torch.uint8)
+    xs, xt = frame_features(net, {}, frames)
+    with torch.no_grad():
+        maps = net.forward_features(vadx.features.imagenet_normalize(frames))
+    assert xs.shape == xt.shape == (6, 21, 1280)
+    for t in range(6):  # first frames: the max over the frames there are
+        want = pyramid_pool(maps[max(0, t - 3):t + 1].amax(0, keepdim=True))[0]
+        torch.testing.assert_close(xt[t], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(xs, pyramid_pool(maps), rtol=1e-5, atol=1e-5)
+    state = {}  # chunked: the 3-frame history carries over
+    parts = [frame_features(net, state, frames[a:b]) for a, b in ((0, 1), (1, 3), (3, 6))]
+    torch.testing.assert_close(torch.cat([p[1] for p in parts]), xt, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- detection
+def test_synthetic_scene_beats_chance(fitted, scene):
+    _, test = scene
+    scores = np.concatenate([fitted.score(v).frame.numpy() for v, _ in test])
+    labels = np.concatenate([lab for _, lab in test])
+    auc = roc_auc(scores, labels)
+    assert auc > 0.8, f"{fitted.name}: frame AUC {auc:.3f} on the synthetic appearance anomalies"
+    assert np.isfinite(fitted.threshold_)
+    s = fitted.score(test[0][0])
+    assert set(s.extras) == {"spatial_error", "temporal_error", "spatial_patch", "temporal_patch"}
+    assert int(s.extras["spatial_patch"].max()) < 21
+
+
+def _moving_shapes(T, seed, box_from=None):
+    """The paper's toy setting in small (its Moving-MNIST appearance anomaly): two dark squares
+    bounce around a grey 48 x 64 frame; from ``box_from`` on a white box is in the frame."""
+    g = np.random.default_rng(seed)
+    pos = g.uniform([0, 0], [40, 56], (2, 2))
+    vel = g.choice([-2.0, -1.0, 1.0, 2.0], (2, 2))
+    frames = np.empty((T, 1, 48, 64), np.uint8)
+    for t in range(T):
+        f = np.full((48, 64), 110.0) + g.normal(0, 2, (48, 64))
+        for (y, x) in pos:
+            f[int(y):int(y) + 8, int(x):int(x) + 8] = 40
+        if box_from is not None and t >= box_from:
+            f[18:32, 26:40] = 255
+        frames[t, 0] = np.clip(f, 0, 255)
+        pos += vel
+        for k in range(2):
+            for ax, hi in ((0, 40), (1, 56)):
+                if not 0 <= pos[k, ax] <= hi:
+                    vel[k, ax] *= -1
+                    pos[k, ax] = np.clip(pos[k, ax], 0, hi)
+    return torch.from_numpy(frames)
+
+
+@pytest.mark.parametrize("name", ["tsc", "srnn-ae"])
+def test_toy_white_box_appearance_anomaly(name):
+    det = _make(name).fit([_moving_shapes(40, s) for s in range(2)])
+    onset = 20
+    scores = det.score(_moving_shapes(40, 7, box_from=onset)).frame.numpy()
+    labels = np.arange(40) >= onset
+    assert roc_auc(scores, labels) > 0.95
+    assert scores[onset:].min() > scores[:onset].max()  # every box frame above every normal one
+
+
+# ---------------------------------------------------------------------------- streaming, files
+def test_streaming_equals_offline_uneven_chunks(fitted, scene):
+    video = scene[1][0][0][:30]
+    offline = fitted.score(video)
+    stream = fitted.stream()
+    parts, start = [], 0
+    for n in (1, 2, 5, 3, 11, 8):  # 30 frames; the 4-frame temporal window straddles chunks
+        parts.append(stream.update(video[start:start + n]))
+        start += n
+    online = vadx.Scores.cat(parts)
+    torch.testing.assert_close(online.frame, offline.frame, rtol=1e-4, atol=1e-4)
+    for k in ("spatial_error", "temporal_error"):
+        torch.testing.assert_close(online.extras[k], offline.extras[k], rtol=1e-4, atol=1e-3)
+    stream.reset()  # a new video starts from alpha0, as the first
+    torch.testing.assert_close(stream.update(video[:5]).frame, offline.frame[:5], rtol=1e-4, atol=1e-4)
+
+
+def test_save_load_roundtrip(fitted, scene, tmp_path):
+    path = tmp_path / "model.vadx"
+    fitted.save(path)
+    loaded = vadx.load(path)
+    assert type(loaded) is type(fitted) and loaded.get_params() == fitted.get_params()
+    assert loaded.threshold_ == fitted.threshold_ and loaded.weights_info_ == fitted.weights_info_
+    video = scene[1][0][0][:12]
+    torch.testing.assert_close(loaded.score(video).frame, fitted.score(video).frame)
+
+
+def test_seed_reproducible_and_changes_model(scene):
+    train = [v[:24] for v in scene[0]]
+    a, b = (_make("srnn-ae", iterations=5).fit(train) for _ in range(2))
+    assert torch.equal(a.spatial_.A, b.spatial_.A) and torch.equal(a.temporal_.Z, b.temporal_.Z)
+    c = _make("srnn-ae", iterations=5, seed=1).fit(train)
+    assert not torch.equal(a.spatial_.A, c.spatial_.A)
+    assert a.train_loss_["spatial"]["last"] is not None
+
+
+def test_resnet18_by_path(tmp_path, scene):
+    """The paper's backbone family: a torchvision-style resnet18 file, loaded by path, checked."""
+    torch.manual_seed(0)
+    raw = tmp_path / "resnet18.pth"
+    torch.save(vadx.features.resnet18().state_dict(), raw)
+    path = tmp_path / f"resnet18-{sha256_file(raw)[:8]}.pth"  # torchvision's naming
+    raw.rename(path)
+    det = vadx.create("tsc", backbone="resnet18", weights=str(path), K=5, n_atoms=16, iterations=3,
+                      progress=False).fit([v[:16] for v in scene[0]])
+    assert det.feature_dim_ == 512 and det.weights_info_["verified"]
+    assert det.weights_info_["file"] == path.name
+    assert det.score(scene[1][0][0][:6]).frame.shape == (6,)
+    bad = tmp_path / "resnet18-00000000.pth"
+    path.rename(bad)
+    with pytest.raises(ValueError, match="SHA-256"):
+        vadx.create("tsc", backbone="resnet18", weights=str(bad), iterations=1, progress=False
+                    ).fit([scene[0][0][:16]])
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("name", ["tsc", "srnn-ae"])
+@pytest.mark.parametrize("param,value,match", [
+    ("backbone", "vgg16", "backbone must be one of"),
+    ("n_atoms", 0, "n_atoms must be an int >= 1, got 0"),
+    ("K", 1.5, "K must be an int >= 1, got 1.5"),
+    ("lambda1", -1.0, "lambda1 must be a finite number >= 0.0, got -1.0"),
+    ("temporal_weight", float("nan"), "temporal_weight must be a finite number"),
+    ("sequence_length", 0, "sequence_length must be an int >= 1"),
+    ("iterations", -1, "iterations must be an int >= 0"),
+    ("mode", "relu", "mode must be 'signed' or 'nonneg', got 'relu'"),
+])
+def test_bad_params(name, param, value, match):
+    with pytest.raises(ValueError, match=match):
+        vadx.create(name, **{param: value})
+
+
+def test_bad_specific_params_and_inputs(fitted, scene, tmp_path):
+    with pytest.raises(ValueError, match="delta2 must be a finite number > 0"):
+        vadx.create("tsc", delta2=0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        vadx.create("srnn-ae", lr=0.0)
+    with pytest.raises(TypeError, match="progress must be a bool"):
+        vadx.create("tsc", progress="yes")
+    with pytest.raises(FileNotFoundError, match="no file"):
+        vadx.create("tsc", backbone="mobilenet_v2", weights=str(tmp_path / "none.pth")).fit([scene[0][0]])
+    with pytest.raises(ValueError, match="sequence_length must be at most the longest training video"):
+        _make("tsc", sequence_length=100).fit([scene[0][0][:12]])
+    with pytest.raises(vadx.errors.NotFittedError):
+        _make("srnn-ae").score(scene[0][0][:4])
+    with pytest.raises(TypeError, match="uint8"):
+        fitted.score(scene[0][0][:4].float())
+    with pytest.raises(ValueError, match="C = 1"):
+        fitted.score(torch.zeros(4, 2, 60, 80, dtype=torch.uint8))

@@ -1,0 +1,164 @@
+"""two-stream (Petrocchi et al.): sampling, hard mining, SAS, learning, streaming, save/load, Grad-CAM."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_video
+
+import vadx
+from vadx import plugins
+from vadx.objects import Detections, ObjectDetector
+from vadx.metrics import roc_auc
+from vadx.ops.accumulator_score import accumulator_score
+
+torch.set_num_threads(1)  # the shared 2-core machine: two threads spin against other jobs
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MNV2 = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
+needs_mnv2 = pytest.mark.skipif(not MNV2.is_file(), reason="shared MobileNetV2 weights absent")
+
+FAST = dict(backbone="mobilenet_v2", input_size=64, hidden=64, head_lr=1e-3, finetune_lr=1e-5,
+            max_epochs=25, finetune_max_epochs=1, source_fps=10.0, batch_size=8, progress=False)
+
+
+def clip(seed, T=50):
+    """A walking square; frames of one segment have a bright square jumping 8 px/frame (label 1)."""
+    start = 5 + (seed * 7) % (T - 20)
+    fast = set(range(start, min(start + 12, T - 2)))
+    lab = torch.zeros(T, dtype=torch.long)
+    lab[sorted(fast)] = 1
+    return make_video(T, H=48, W=64, fast=fast, seed=seed), lab
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    if not MNV2.is_file():
+        pytest.skip("shared MobileNetV2 weights absent")
+    data = [clip(s) for s in range(4)]
+    det = vadx.create("two-stream", weights=str(MNV2), validation_videos=[3], **FAST)
+    det.fit([v for v, _ in data], [y for _, y in data])
+    return det
+
+
+def test_adaptive_sampling_rates():
+    from vadx_two_stream.training import adaptive_sample
+
+    lab = torch.tensor([0] * 30 + [1] * 30 + [-1] * 10 + [0] * 5)
+    idx = adaptive_sample(lab, source_fps=30, anomaly_fps=10, normal_fps=3)
+    assert idx.tolist() == [0, 10, 20] + list(range(30, 60, 3)) + [70]
+    # at or above the source rate every frame of the segment is taken; excluded frames never
+    assert adaptive_sample(lab, source_fps=10, anomaly_fps=10, normal_fps=3).tolist() == \
+        [0, 3, 6, 10, 13, 16, 20, 23, 26] + list(range(30, 60)) + [70, 73]
+    with pytest.raises(ValueError, match="normal_fps must be a positive number, got 0"):
+        adaptive_sample(lab, source_fps=30, anomaly_fps=10, normal_fps=0)
+
+
+def test_hard_mining_picks_the_k_highest_losses():
+    from vadx_two_stream.training import hard_mine, weighted_bce
+
+    losses = torch.rand(96, generator=torch.Generator().manual_seed(0))
+    picked = hard_mine(losses, 32)
+    assert set(picked.tolist()) == set(losses.argsort(descending=True)[:32].tolist())
+    assert hard_mine(losses[:5], 32).numel() == 5
+    # class weights: an anomaly's loss counts twice a normal one's at the same error
+    w = weighted_bce(torch.zeros(2), torch.tensor([0.0, 1.0]), 1.0, 2.0)
+    assert torch.allclose(w[1], 2 * w[0])
+
+
+def test_sas_removes_isolated_false_spikes():
+    det = vadx.create("two-stream")
+    sigma = torch.full((60,), 0.1)
+    sigma[[10, 25, 40]] = 0.97  # isolated false positives of the classifier
+    sigma[50:60] = 0.9  # a sustained anomaly (from LB = -7, +1.6 per frame: above 0.5 at its 5th frame)
+    s, _ = accumulator_score(sigma, det.tau, det.nu, det.lb, det.ub, det.lb, det.sas_decay)
+    assert (sigma[:50] > 0.5).sum() == 3 and (s[:50] < 0.5).all()  # spikes filtered
+    assert (s[54:60] > 0.5).all() and (s[50:54] < 0.5).all()  # the sustained anomaly alarms
+
+
+def test_fit_needs_labels_with_clear_errors():
+    det = vadx.create("two-stream", backbone="mobilenet_v2", weights="random")
+    v, y = clip(0)
+    with pytest.raises(ValueError, match="supervised: labels must be a list of 1"):
+        det.fit([v])
+    with pytest.raises(ValueError, match=r"labels\[0\] must hold 0 \(normal\), 1 \(anomaly\) or -1.*\[2\]"):
+        det.fit([v, v], [y * 2, y])
+    with pytest.raises(ValueError, match="anomaly_fps must be a positive number"):
+        vadx.create("two-stream", anomaly_fps=-1)
+    with pytest.raises(ValueError, match="object_detector must be None or a dict"):
+        vadx.create("two-stream", object_detector="darknet")
+
+
+@needs_mnv2
+def test_learns_on_synthetic_clips(fitted):
+    v, y = clip(11)
+    s = fitted.score(v)
+    assert roc_auc(s.extras["confidence"], y) > 0.85
+    assert roc_auc(s.frame, y) > 0.8
+    assert fitted.threshold_ == 0.5 and fitted.history_["phase1"]["epochs"] >= 1
+    assert "phase2" in fitted.history_  # fine-tuning of all weights ran (tiny budget)
+
+
+@needs_mnv2
+def test_streaming_equals_offline_and_save_load(fitted, tmp_path):
+    v, _ = clip(12)
+    offline = fitted.score(v)
+    stream = fitted.stream()
+    parts = [stream.update(v[a:b]) for a, b in [(0, 1), (1, 8), (8, 9), (9, 37), (37, 50)]]
+    cat = vadx.Scores.cat(parts)
+    assert torch.allclose(cat.frame, offline.frame, atol=1e-6)
+    assert torch.allclose(cat.extras["confidence"], offline.extras["confidence"], atol=1e-6)
+    fitted.save(tmp_path / "m.safetensors")
+    loaded = vadx.load(tmp_path / "m.safetensors")
+    assert loaded.get_params() == fitted.get_params()
+    assert torch.allclose(loaded.score(v).frame, offline.frame, atol=1e-6)
+
+
+@needs_mnv2
+def test_phase2_changes_backbones_and_gradcam_maps(fitted):
+    from vadx.features import load_backbone
+
+    ref = load_backbone("mobilenet_v2", str(MNV2)).state_dict()
+    tuned = fitted.net_.rgb.state_dict()
+    assert any(not torch.equal(ref[k], tuned[k]) for k in ref if k.endswith("weight"))
+    v, _ = clip(13, T=12)
+    fitted.localize = True
+    try:
+        s = fitted.score(v)
+    finally:
+        fitted.localize = False
+    assert s.maps.shape == (12, 48, 64) and torch.isfinite(s.maps).all() and (s.maps >= 0).all()
+    assert torch.allclose(s.maps, s.extras["cam_rgb"] + s.extras["cam_flow"])
+    assert torch.allclose(s.frame, fitted.score(v).frame, atol=1e-5)
+
+
+class Bright(ObjectDetector):
+    """Toy object detector: one 'flash' per frame whose brightest pixel is >= threshold."""
+
+    name = "bright"
+
+    def __init__(self, *, threshold=250):
+        self.threshold, self.classes = threshold, ["flash"]
+
+    def detect(self, frames):
+        hits = [int(int(f.max()) >= self.threshold) for f in frames]
+        return [Detections(torch.zeros(h, dtype=torch.long), torch.ones(h), torch.zeros(h, 4)) for h in hits]
+
+
+@needs_mnv2
+def test_bag_of_objects_from_a_plugged_object_detector(monkeypatch):
+    # registered as the hook would (the hook itself: tests/test_objects.py)
+    monkeypatch.setitem(plugins.object_detectors.__globals__["_object_detectors"], "bright",
+                        plugins.ObjectDetectorEntry(Bright, "test", None, None))
+    data = [clip(s, T=30) for s in range(3)]
+    det = vadx.create("two-stream", weights=str(MNV2), object_detector={"name": "bright", "threshold": 250},
+                      validation_videos=[], **{**FAST, "max_epochs": 3, "finetune": False})
+    det.fit([v for v, _ in data], [y for _, y in data])
+    assert det.n_object_classes_ == 1 and det.in_features_ == 2 * 1280 + 1
+    v, y = clip(5, T=30)
+    f = det.extract_features(v)
+    assert torch.equal(f["bag"][:, 0], (v.amax(dim=(1, 2, 3)) >= 250).float())
+    whole = det.score(v)
+    stream = det.stream()
+    chunks = [stream.update(v[a:b]) for a, b in [(0, 4), (4, 5), (5, 30)]]
+    assert torch.allclose(vadx.Scores.cat(chunks).frame, whole.frame, atol=1e-6)
