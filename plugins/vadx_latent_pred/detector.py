@@ -92,8 +92,10 @@ class LatentPred(vadx.Detector):
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
-        # 3 epochs at a larger rate (paper: 50 at 1e-4)
-        return {"epochs": 3, "lr": 1e-3, "lr_step": 2, "progress": False}
+        # a smaller network at 64 px, 16 epochs at a larger rate (paper: 128 px, 50 at 1e-4)
+        return {"input_height": 64, "encoder_blocks": 3, "channels": [8, 16, 32],
+                "motion_hidden": 32, "epochs": 16, "stage1_epochs": 6, "lr": 1e-3,
+                "lr_step": 100, "progress": False}
 
     def __init__(self, *, input_height: int = 128, k: int = 8, horizon: int = 6,
                  encoder_blocks: int = 4, channels: tuple[int, ...] = (16, 32, 64, 64, 64),
