@@ -210,17 +210,18 @@ def detectors() -> dict[str, DetectorEntry]:
     return dict(sorted(_detectors.items()))
 
 
-def get_detector(name: str) -> DetectorEntry:
-    """The registry entry of detector ``name``; a LookupError names the installed ones."""
-    found = detectors()
+def _lookup(found: dict, name: str, what: str, listing: str):
     if name not in found:
         failed = [p.name for p in _plugins.values() if p.error]
         hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
-        raise LookupError(
-            f"unknown detector {name!r}; installed: {', '.join(found) or '(none)'}{hint}. "
-            f"`vadx plugins` lists plugins and their detectors."
-        )
+        raise LookupError(f"unknown {what} {name!r}; installed: {', '.join(found) or '(none)'}{hint}. "
+                          f"`vadx plugins` lists plugins and {listing}.")
     return found[name]
+
+
+def get_detector(name: str) -> DetectorEntry:
+    """The registry entry of detector ``name``; a LookupError names the installed ones."""
+    return _lookup(detectors(), name, "detector", "their detectors")
 
 
 def object_detectors() -> dict[str, ObjectDetectorEntry]:
@@ -231,12 +232,4 @@ def object_detectors() -> dict[str, ObjectDetectorEntry]:
 
 def get_object_detector(name: str) -> ObjectDetectorEntry:
     """The registry entry of object detector ``name``; a LookupError names the installed ones."""
-    found = object_detectors()
-    if name not in found:
-        failed = [p.name for p in _plugins.values() if p.error]
-        hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
-        raise LookupError(
-            f"unknown object detector {name!r}; installed: {', '.join(found) or '(none)'}{hint}. "
-            f"`vadx plugins` lists plugins and what they provide."
-        )
-    return found[name]
+    return _lookup(object_detectors(), name, "object detector", "what they provide")
