@@ -34,9 +34,6 @@ RESULTS = Path(__file__).parent / "results" / "fcn_cascade_ped2.json"
 BATCH = 64
 
 
-def _frames(video):
-    return torch.cat([torch.as_tensor(c) for c in video])
-
 
 def _backbone(name):
     if name == "alexnet":
@@ -49,7 +46,7 @@ def _backbone(name):
 @pytest.fixture(scope="module")
 def scene():
     ds = vadx.data.load("synthetic", seed=0, n_train=2, n_test=1, n_frames=80, height=240, width=320)
-    return ds, _frames(ds.test[0])[:BATCH]
+    return ds, ds.test[0].read(0, BATCH)
 
 
 _fitted = {}
@@ -98,7 +95,7 @@ def test_ped2_accuracy():
     evaluators = {"score": Evaluator(), "coverage": Evaluator()}
     score_s, n = 0.0, 0
     for video in ds.test:
-        frames = _frames(video)
+        frames = video.read()
         for kind, ev in evaluators.items():
             det.maps = kind
             t0 = time.perf_counter()

@@ -4,6 +4,16 @@ import torch
 _cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests, restored afterwards: detectors' small per-frame
+    networks run faster on one thread than on two busy cores (the shared 2-core CI machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=_cuda)])
 def device(request):
     """Runs a test once per backend; CUDA runs where a GPU is present (the device machine)."""

@@ -37,13 +37,7 @@ def walkers(T=48, H=32, W=40, anomalous=(), seed=0):
     return frames.clamp(0, 255).to(torch.uint8).unsqueeze(1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small per-frame networks: one thread is faster than two on the shared VM; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

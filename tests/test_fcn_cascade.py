@@ -24,13 +24,7 @@ PED2 = SHARED / "data" / "ucsd_ped2"
 SMALL = dict(weights="random", hidden=32, ae_epochs=2, max_regions=5000, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster than two on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +38,6 @@ def fitted(scene):
     torch.manual_seed(0)
     return vadx.create("fcn-cascade", **SMALL).fit(scene.train)
 
-
-def _frames(video) -> torch.Tensor:
-    return torch.cat([torch.as_tensor(c) for c in video])
 
 
 # ---------------------------------------------------------------- end to end
@@ -72,7 +63,7 @@ def test_synthetic_detects_anomalies(scene, fitted):
 
 
 def test_first_frames_are_finite_and_history_is_the_first_frame(fitted, scene):
-    frames = _frames(scene.test[0])[:3]
+    frames = scene.test[0].read(0, 3)
     s = fitted.score(frames)
     assert torch.isfinite(s.frame).all()
     # frame 0 alone: D_0 built from I_0 repeated, the same as a video of six copies of I_0
@@ -81,7 +72,7 @@ def test_first_frames_are_finite_and_history_is_the_first_frame(fitted, scene):
 
 
 def test_streaming_equals_offline(fitted, scene):
-    frames = _frames(scene.test[1])
+    frames = scene.test[1].read()
     offline = fitted.score(frames)
     stream = fitted.stream()
     parts, start = [], 0
@@ -100,7 +91,7 @@ def test_save_load_round_trip(fitted, scene, tmp_path):
     fitted.save(path)
     loaded = vadx.load(path)
     assert loaded.get_params() == fitted.get_params()
-    frames = _frames(scene.test[0])[:20]
+    frames = scene.test[0].read(0, 20)
     a, b = fitted.score(frames), loaded.score(frames)
     assert torch.equal(a.frame, b.frame) and torch.equal(a.maps, b.maps)
     assert loaded.threshold_ == fitted.threshold_ and loaded.geometry_ == fitted.geometry_
@@ -108,7 +99,7 @@ def test_save_load_round_trip(fitted, scene, tmp_path):
 
 # ---------------------------------------------------------------- bad input
 def test_bad_inputs(fitted, scene):
-    frames = _frames(scene.test[0])[:4]
+    frames = scene.test[0].read(0, 4)
     with pytest.raises(ValueError, match="96x128"):
         fitted.score(frames[:, :, :64, :])
     with pytest.raises(ValueError, match="grey"):
@@ -119,8 +110,8 @@ def test_bad_inputs(fitted, scene):
         fitted.score(frames.float())
     with pytest.raises(ValueError, match="sizes|shape"):
         # training videos of different sizes
-        vadx.create("fcn-cascade", **SMALL).fit([_frames(scene.train[0])[:8],
-                                                 _frames(scene.train[0])[:8, :, :80]])
+        vadx.create("fcn-cascade", **SMALL).fit([scene.train[0].read(0, 8),
+                                                 scene.train[0].read(0, 8)[:, :, :80]])
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -176,7 +167,7 @@ def test_alexnet_state_dict_by_path(tmp_path, scene, monkeypatch):
     assert torch.equal(body[3].weight, net.features[3].weight)
     monkeypatch.setenv("VADX_WEIGHTS_DIR", str(tmp_path))
     det = vadx.create("fcn-cascade", **{**SMALL, "weights": None}).fit(
-        [_frames(scene.train[0])[:12]])
+        [scene.train[0].read(0, 12)])
     assert det.fcn_info_["file"] == path.name
     assert torch.equal(det.fcn_[0].weight, net.features[0].weight)
     bad = tmp_path / "alexnet-owt-00000000.pth"
@@ -194,7 +185,7 @@ def test_cube_is_the_papers_input():
 
 # ---------------------------------------------------------------- cascade, CT, localization
 def test_region_scores_reproduce_the_cascade(fitted, scene):
-    frames = _frames(scene.test[0])[:10]
+    frames = scene.test[0].read(0, 10)
     feats = fitted._features({}, frames)
     d1, d2, label = vadx.ops.mahalanobis_cascade(
         feats, fitted.mu1_, fitted.w1_, fitted.beta_, fitted.alpha_, fitted.ct_weight_,
@@ -225,7 +216,7 @@ def test_coverage_maps_mode(scene, fitted, tmp_path):
     fitted.save(tmp_path / "m.vadx")
     det = vadx.load(tmp_path / "m.vadx")
     det.maps = "coverage"
-    frames = _frames(scene.test[0])[:8]
+    frames = scene.test[0].read(0, 8)
     s = det.score(frames)
     assert torch.equal(s.maps == s.maps.round(), torch.ones_like(s.maps, dtype=torch.bool))
     det.maps = None

@@ -35,9 +35,6 @@ def fitted(scene):
     return vadx.create("latent-pred", **SMALL).fit(scene.train)
 
 
-def frames_of(video):
-    return torch.cat([torch.as_tensor(c) for c in video])
-
 
 # ---------------------------------------------------------------- the networks
 
@@ -145,7 +142,7 @@ def test_warmup_frames_get_the_median_training_score(fitted, scene):
 
 
 def test_streaming_equals_offline(fitted, scene):
-    video = frames_of(scene.test[1])
+    video = scene.test[1].read()
     offline = fitted.score(video)
     stream = fitted.stream()
     parts, start = [], 0
@@ -162,7 +159,7 @@ def test_maps_localize_and_stream(fitted, scene):
     fitted.maps = True
     try:
         video = scene.test[0]  # appearance anomaly
-        frames = frames_of(video)
+        frames = video.read()
         s = fitted.score(frames)
         assert s.maps.shape == (frames.shape[0], *frames.shape[-2:])
         need = fitted.k + fitted.horizon - 1
@@ -186,7 +183,7 @@ def test_save_load(fitted, scene, tmp_path):
     assert isinstance(det, LatentPred) and det.get_params() == fitted.get_params()
     assert det.size_ == fitted.size_ and det.warmup_score_ == fitted.warmup_score_
     assert det.threshold_ == fitted.threshold_ and not det.net_.training
-    video = frames_of(scene.test[2])[:40]
+    video = scene.test[2].read(0, 40)
     torch.testing.assert_close(det.score(video).frame, fitted.score(video).frame)
 
 
@@ -242,7 +239,7 @@ def test_ped2_clip_gets_the_papers_input_size():
     if not root.is_dir():
         pytest.skip(f"UCSD Ped2 not found at {PED2}")
     ds = vadx.data.load("ucsd-ped2", PED2)
-    clip = frames_of(ds.train[0])[:20]
+    clip = ds.train[0].read(0, 20)
     det = vadx.create("latent-pred", epochs=1, clip_length=20, progress=False).fit([clip])
     assert tuple(clip.shape[1:]) == (1, 240, 360) and det.size_ == [128, 192]
     assert det.score(clip).frame.shape == (20,)

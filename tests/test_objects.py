@@ -15,7 +15,7 @@ import vadx
 from vadx import plugins
 from vadx.objects import Detections, DarknetDetector, bag_of_objects, create_object_detector
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 W = Path(__file__).resolve().parents[2] / "shared" / "weights"
 PED2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucsd_ped2"
 XL = dict(cfg=W / "yolo-fastest-1.1-xl.cfg", weights=W / "yolo-fastest-1.1-xl.weights", names=W / "coco.names")

@@ -18,7 +18,7 @@ from vadx.features import sha256_file
 from vadx.metrics import roc_auc
 from vadx_sparse_rnn.features import frame_features, pyramid_pool
 
-torch.set_num_threads(1)  # a shared 2-core machine: OpenMP spinning on 2 busy cores is slower
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MOBILENET = SHARED / "weights" / "mobilenet_v2_imagenet.pth"

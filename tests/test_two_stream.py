@@ -12,7 +12,7 @@ from vadx.objects import Detections, ObjectDetector
 from vadx.metrics import roc_auc
 from vadx.ops.accumulator_score import accumulator_score
 
-torch.set_num_threads(1)  # the shared 2-core machine: two threads spin against other jobs
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MNV2 = SHARED / "weights" / "mobilenet_v2_imagenet.pth"

@@ -55,49 +55,51 @@ def _as_float(frames: Tensor) -> Tensor:
     return frames.float() / 255.0
 
 
-def train_sdae(model: SDAE, batches, steps: int, lr: float, noise: float, gen: torch.Generator,
-               desc: str, progress: bool) -> float:
-    """Denoising auto-encoding of patchified inputs: Gaussian noise of std ``noise`` in, the clean
-    patches out (mean squared error). ``batches()`` yields ``[B, C, H, W]`` inputs. Returns the
-    last step's loss."""
+def _minimise(model: torch.nn.Module, step_loss, steps: int, lr: float, desc: str,
+              progress: bool) -> float:
+    """Adam on ``model``'s parameters for ``steps`` steps of ``step_loss()`` (in training mode);
+    returns the last step's loss."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     loss = torch.tensor(float("nan"))
     with _bar(steps, desc, progress) as bar:
         for _ in range(steps):
-            x = patchify(batches(), GRID)
-            noisy = x + noise * torch.randn(x.shape, generator=gen).to(x.device)
-            rec, _ = model(noisy)
-            loss = F.mse_loss(rec, x)
+            loss = step_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             bar.update()
     model.eval()
     return float(loss.detach())
+
+
+def train_sdae(model: SDAE, batches, steps: int, lr: float, noise: float, gen: torch.Generator,
+               desc: str, progress: bool) -> float:
+    """Denoising auto-encoding of patchified inputs: Gaussian noise of std ``noise`` in, the clean
+    patches out (mean squared error). ``batches()`` yields ``[B, C, H, W]`` inputs. Returns the
+    last step's loss."""
+    def step_loss() -> Tensor:
+        x = patchify(batches(), GRID)
+        noisy = x + noise * torch.randn(x.shape, generator=gen).to(x.device)
+        rec, _ = model(noisy)
+        return F.mse_loss(rec, x)
+
+    return _minimise(model, step_loss, steps, lr, desc, progress)
 
 
 def train_density(model: DensityCNN, appearance: SDAE, data: TrainingSet, sampler: _Sampler, steps: int,
                   batch: int, lr: float, desc: str, progress: bool, device: torch.device) -> float:
     """Regress the foreground fraction of each 8x8 window (from the MOF foreground mask); binary
     cross-entropy against the fraction (it has the sigmoid's gradient, unlike squared error)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    loss = torch.tensor(float("nan"))
-    with _bar(steps, desc, progress) as bar:
-        for _ in range(steps):
-            idx = sampler(batch)
-            x = _as_float(torch.stack([data.frames[v][t] for v, t in idx]).to(device))
-            target = torch.stack([data.density[v][t] for v, t in idx]).float().to(device)
-            with torch.no_grad():
-                _, code = appearance(patchify(x, GRID))
-            loss = F.binary_cross_entropy_with_logits(model.logits(x, code), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update()
-    model.eval()
-    return float(loss.detach())
+    def step_loss() -> Tensor:
+        idx = sampler(batch)
+        x = _as_float(torch.stack([data.frames[v][t] for v, t in idx]).to(device))
+        target = torch.stack([data.density[v][t] for v, t in idx]).float().to(device)
+        with torch.no_grad():
+            _, code = appearance(patchify(x, GRID))
+        return F.binary_cross_entropy_with_logits(model.logits(x, code), target)
+
+    return _minimise(model, step_loss, steps, lr, desc, progress)
 
 
 def train_scene(generator: Generator, discriminator: Discriminator, data: TrainingSet, sampler: _Sampler,
