@@ -26,8 +26,9 @@ import torch
 
 import vadx
 import vadx.data
-from vadx.metrics import roc_auc
+from vadx import evaluation, metrics
 from vadx.ops import reference
+from vadx.postprocess import PostProcess, minmax
 
 torch.set_num_threads(1)  # shared, loaded 2-core machine: OpenMP spinning on 2 threads is slower
 
@@ -75,58 +76,47 @@ def _share_backbone(det, ped2):
     return det
 
 
-def _minmax(x):
-    x = np.asarray(x, np.float64)
-    span = x.max() - x.min()
-    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
-
-
 @pytest.mark.parametrize("name", ["tsc", "srnn-ae"])
 def test_ped2_accuracy(name, ped2):
     det = _share_backbone(_detector(name, **BUDGET[name]), ped2)
     t0 = time.perf_counter()
-    train_scores = det.fit_features(ped2["train"])
+    det.fit_features(ped2["train"])  # completes the fit: threshold_ as fit() sets it
     fit_s = time.perf_counter() - t0
-    det.threshold_, det._fitted = det._quantile_threshold(train_scores), True  # as fit() does
-    raw, mm, paper, labels = [], [], [], []
+    raw, paper, spatial = [], [], []
     t0 = time.perf_counter()
-    for video, (xs, xt) in zip(ped2["ds"].test, ped2["test"]):
+    for xs, xt in ped2["test"]:
         s, err = det.score_features({}, xs, xt)
-        raw.append(s.frame.numpy())
-        mm.append(_minmax(s.frame.numpy()))
+        raw.append(s.frame)
         # eq. 14: per-video min-max regularity of each stream, s_s + 0.5 s_t; low = anomalous
-        reg = (1 - _minmax(err[:, 0])) + det.temporal_weight * (1 - _minmax(err[:, 1]))
-        paper.append(-reg)
-        labels.append(np.asarray(video.labels))
+        paper.append(-((1 - minmax(err[:, 0])) + det.temporal_weight * (1 - minmax(err[:, 1]))))
+        spatial.append(err[:, 0])
     score_s = time.perf_counter() - t0
     # the same pipeline through Detector.score (frames -> _update) on the first test video
     check = det.score(ped2["ds"].test[0].read()).frame.numpy()
-    np.testing.assert_allclose(check, raw[0], rtol=1e-3, atol=1e-3)
-    y = np.concatenate(labels)
-    result = {
-        "frame_auc_micro_raw": roc_auc(np.concatenate(raw), y),
-        "frame_auc_micro_minmax": roc_auc(np.concatenate(mm), y),
-        "frame_auc_micro_paper_eq14": roc_auc(np.concatenate(paper), y),
-        "frame_auc_micro_spatial_only_raw": roc_auc(
-            np.concatenate([det.score_features({}, xs, xt)[1][:, 0].numpy()
-                            for xs, xt in ped2["test"]]), y),
-        "paper_frame_auc": {"tsc": 0.9103, "srnn-ae": 0.9221}[name],
-        "n_test_frames": int(y.size),
-        "weights": det.weights_info_,
-        "params": det.get_params(),
-        "reduced_budget": "frames resized to 120x180; 512 atoms; " + (
+    np.testing.assert_allclose(check, raw[0].numpy(), rtol=1e-3, atol=1e-3)
+    labels = [v.labels for v in ped2["ds"].test]
+
+    def auc(scores, **kw):  # micro: all test frames
+        return metrics.evaluate(scores, labels, **kw).frame_auc
+
+    result = evaluation.bench_record(
+        det,
+        frame_auc_micro_raw=auc(raw),
+        frame_auc_micro_minmax=auc(raw, postprocess=PostProcess(normalize="minmax")),
+        frame_auc_micro_paper_eq14=auc(paper),
+        frame_auc_micro_spatial_only_raw=auc(spatial),
+        paper_frame_auc={"tsc": 0.9103, "srnn-ae": 0.9221}[name],
+        n_test_frames=sum(len(y) for y in labels),
+        reduced_budget="frames resized to 120x180; 512 atoms; " + (
             "K=20, 60 dictionary iterations" if name == "tsc" else
             "300 RMSProp iterations at lr 1e-3 (paper: 20,000 at 1e-5)"),
-        "train_loss": det.train_loss_,
-        "seconds": {"feature_extraction_all_ped2": ped2["extract_s"], "fit_without_features": fit_s,
-                    "score_without_features": score_s},
-        "command": "pytest bench/test_sparse_rnn.py -p no:logging",
-        "torch_threads": torch.get_num_threads(),
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    old[name] = result
-    RESULTS.write_text(json.dumps(old, indent=2) + "\n")
+        train_loss=det.train_loss_,
+        seconds={"feature_extraction_all_ped2": ped2["extract_s"], "fit_without_features": fit_s,
+                 "score_without_features": score_s},
+        command="pytest bench/test_sparse_rnn.py -p no:logging",
+        torch_threads=torch.get_num_threads(),
+    )
+    evaluation.write_result(RESULTS, {name: result}, merge=True)
     print(name, json.dumps({k: v for k, v in result.items() if "auc" in k}))
     assert result["frame_auc_micro_raw"] > 0.6
 
@@ -136,9 +126,7 @@ def _untrained(name, ped2, n_atoms, **kw):
     """Fitted with 0 iterations (a data-drawn dictionary): scoring speed does not depend on
     training, only on the sizes."""
     det = _share_backbone(_detector(name, n_atoms=n_atoms, iterations=0, **kw), ped2)
-    det.fit_features([f for f in ped2["train"][:2]])
-    det._fitted = True
-    det.threshold_ = 0.0
+    det.fit_features([f for f in ped2["train"][:2]])  # completes the fit (threshold_ included)
     return det
 
 
@@ -162,14 +150,6 @@ def test_speed_score_with_features(benchmark, name, K, size, ped2):
     benchmark.extra_info["frames_per_s"] = 20 / benchmark.stats.stats.min
 
 
-class _NullBar:
-    def set_postfix(self, *a, **k):
-        pass
-
-    def update(self, n):
-        pass
-
-
 def _reference_sista(x, A, l1, l2, g, S, a0, K, mode):
     return reference.sista(x, A, l1, l2, g, S, a0, K, mode, dtype=None)  # x's dtype: a fair baseline
 
@@ -186,7 +166,7 @@ def test_speed_train_srnn_ae(benchmark, impl, ped2):
 
     def run():
         coder.fit(feats, T=10, batch=4, iterations=iters, lr=1e-3, weight_decay=0.005, lambda1=5.0,
-                  lambda2=2.0, generator=torch.Generator().manual_seed(0), bar=_NullBar(), sista_fn=fn)
+                  lambda2=2.0, generator=torch.Generator().manual_seed(0), sista_fn=fn)
 
     benchmark.group = "sparse-rnn: sRNN-AE training, 5 iterations (512 atoms, K=3)"
     benchmark.pedantic(run, rounds=2, warmup_rounds=0)
@@ -208,7 +188,7 @@ def test_speed_train_tsc(benchmark, impl, ped2, monkeypatch):
 
     def run():
         coder.fit(feats, T=10, batch=4, iterations=iters, gamma=None,
-                  generator=torch.Generator().manual_seed(0), bar=_NullBar())
+                  generator=torch.Generator().manual_seed(0))
 
     benchmark.group = "sparse-rnn: TSC training, 2 iterations (512 atoms, K=20)"
     benchmark.pedantic(run, rounds=2, warmup_rounds=0)

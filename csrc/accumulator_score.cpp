@@ -1,6 +1,8 @@
 // accumulator_score: schema and argument checks (kernels: cpu/, cuda/).
 #include "accumulator_score.h"
 
+#include "python_module.h"
+
 #include <torch/library.h>
 
 #include <cmath>
@@ -27,9 +29,9 @@ SasRule check_accumulator_score_args(const at::Tensor& sigma, double tau, double
   TORCH_CHECK_TYPE(x0.scalar_type() == at::kDouble,
                    "accumulator_score: x0 must be float64 (the accumulator state), got ",
                    x0.scalar_type());
-  TORCH_CHECK(x0.device() == sigma.device(),
-              "accumulator_score: x0 must be on sigma's device ", sigma.device(), ", got ",
-              x0.device());
+  TORCH_CHECK_VALUE(x0.device() == sigma.device(),
+                    "accumulator_score: x0 must be on sigma's device ", sigma.device(), ", got ",
+                    x0.device());
   TORCH_CHECK_VALUE(decay == "symmetric" || decay == "paper",
                     "accumulator_score: decay must be 'symmetric' or 'paper', got '",
                     std::string(decay), "'");
@@ -39,6 +41,7 @@ SasRule check_accumulator_score_args(const at::Tensor& sigma, double tau, double
 }
 
 TORCH_LIBRARY_FRAGMENT(vadx, m) {
+  m.set_python_module(kFakeKernelModule, kFakeKernelContext);
   m.def(
       "accumulator_score(Tensor sigma, float tau, float nu, float lb, float ub, Tensor x0, "
       "str decay) -> (Tensor, Tensor)");

@@ -1,6 +1,8 @@
 // mahalanobis_cascade: schema and argument checks (kernels: cpu/, cuda/).
 #include "mahalanobis_cascade.h"
 
+#include "python_module.h"
+
 #include <torch/library.h>
 
 #include <cmath>
@@ -15,8 +17,8 @@ void check_param(const at::Tensor& feats, const at::Tensor& t, const char* name,
                     shape_text, " = ", shape, ", got ", t.sizes());
   TORCH_CHECK_TYPE(t.scalar_type() == feats.scalar_type(), "mahalanobis_cascade: ", name,
                    " must have feats' dtype ", feats.scalar_type(), ", got ", t.scalar_type());
-  TORCH_CHECK(t.device() == feats.device(), "mahalanobis_cascade: ", name,
-              " must be on feats' device ", feats.device(), ", got ", t.device());
+  TORCH_CHECK_VALUE(t.device() == feats.device(), "mahalanobis_cascade: ", name,
+                    " must be on feats' device ", feats.device(), ", got ", t.device());
 }
 
 }  // namespace
@@ -46,6 +48,7 @@ void check_mahalanobis_cascade_args(const at::Tensor& feats, const at::Tensor& m
 }
 
 TORCH_LIBRARY_FRAGMENT(vadx, m) {
+  m.set_python_module(kFakeKernelModule, kFakeKernelContext);
   m.def(
       "mahalanobis_cascade(Tensor feats, Tensor mu1, Tensor w1, float beta, float alpha, "
       "Tensor ct_weight, Tensor ct_bias, Tensor mu2, Tensor w2, float phi) "

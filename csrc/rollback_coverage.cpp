@@ -1,6 +1,8 @@
 // rollback_coverage: schema and argument checks (kernels: cpu/, cuda/).
 #include "rollback_coverage.h"
 
+#include "python_module.h"
+
 #include <torch/library.h>
 
 #include <cstdint>
@@ -24,9 +26,16 @@ void check_pair(const char* name, c10::IntArrayRef v, int64_t lo, int64_t hi) {
 
 }  // namespace
 
-CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights, c10::IntArrayRef size,
-                                              c10::IntArrayRef jump, c10::IntArrayRef offset,
-                                              c10::IntArrayRef out_size) {
+CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights,
+                                              c10::SymIntArrayRef sym_size,
+                                              c10::SymIntArrayRef sym_jump,
+                                              c10::SymIntArrayRef sym_offset,
+                                              c10::SymIntArrayRef sym_out_size) {
+  // Concrete by now (see the header); a symbolic value here is an internal error, and says so.
+  const c10::IntArrayRef size = C10_AS_INTARRAYREF_SLOW(sym_size);
+  const c10::IntArrayRef jump = C10_AS_INTARRAYREF_SLOW(sym_jump);
+  const c10::IntArrayRef offset = C10_AS_INTARRAYREF_SLOW(sym_offset);
+  const c10::IntArrayRef out_size = C10_AS_INTARRAYREF_SLOW(sym_out_size);
   TORCH_CHECK_VALUE(weights.dim() == 3, "rollback_coverage: weights must be 3-D [B, Hk, Wk], got ",
                     weights.dim(), "-D with shape ", weights.sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(weights.scalar_type()),
@@ -48,10 +57,14 @@ CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights, c10::In
           out_size[1]};
 }
 
+// The geometry is SymInt[2]: out_size is usually a frame's (H0, W0), symbolic under
+// torch.compile(dynamic=True), and size/jump/offset may be computed from shapes too; an int[2]
+// schema would make the compiler specialise (and recompile) on every frame size.
 TORCH_LIBRARY_FRAGMENT(vadx, m) {
+  m.set_python_module(kFakeKernelModule, kFakeKernelContext);
   m.def(
-      "rollback_coverage(Tensor weights, int[2] size, int[2] jump, int[2] offset, "
-      "int[2] out_size) -> Tensor");
+      "rollback_coverage(Tensor weights, SymInt[2] size, SymInt[2] jump, SymInt[2] offset, "
+      "SymInt[2] out_size) -> Tensor");
 }
 
 }  // namespace vadx

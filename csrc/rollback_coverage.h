@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/macros/Macros.h>
+#include <c10/core/SymIntArrayRef.h>
 #include <c10/util/ArrayRef.h>
 
 #include <cmath>
@@ -27,9 +28,13 @@ struct CoverageGeometry {
 
 // Validates every argument (names the argument, the expected and the actual value) and returns
 // the geometry. Called by both kernels before any work.
-CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights, c10::IntArrayRef size,
-                                              c10::IntArrayRef jump, c10::IntArrayRef offset,
-                                              c10::IntArrayRef out_size);
+//
+// The schema takes the geometry as SymInt[2] (out_size is typically a frame's shape, symbolic
+// under torch.compile(dynamic=True)); symbolic values exist only while tracing, where the Python
+// fake kernel runs, so a backend kernel always receives concrete ints and converts them here.
+CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights, c10::SymIntArrayRef size,
+                                              c10::SymIntArrayRef jump, c10::SymIntArrayRef offset,
+                                              c10::SymIntArrayRef out_size);
 
 C10_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t d) {  // d > 0; C++ truncates to zero
   const int64_t q = a / d;
@@ -94,8 +99,8 @@ C10_HOST_DEVICE inline acc_t rectangle_sum(const acc_t* top, const acc_t* bottom
   return (bottom[c.hi] - top[c.hi]) - (bottom[c.lo] - top[c.lo]);
 }
 
-at::Tensor rollback_coverage_cpu(const at::Tensor& weights, c10::IntArrayRef size,
-                                 c10::IntArrayRef jump, c10::IntArrayRef offset,
-                                 c10::IntArrayRef out_size);
+at::Tensor rollback_coverage_cpu(const at::Tensor& weights, c10::SymIntArrayRef size,
+                                 c10::SymIntArrayRef jump, c10::SymIntArrayRef offset,
+                                 c10::SymIntArrayRef out_size);
 
 }  // namespace vadx

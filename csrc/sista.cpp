@@ -2,6 +2,8 @@
 // recurrences (GEMMs through ATen, elementwise work through the backend's kernels: cpu/, cuda/).
 #include "sista.h"
 
+#include "python_module.h"
+
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
@@ -26,8 +28,8 @@ void check_like(const char* op, const at::Tensor& x, const at::Tensor& t, const 
                     shape, ", got ", t.sizes());
   TORCH_CHECK_TYPE(t.scalar_type() == x.scalar_type(), op, ": ", name, " must have x's dtype ",
                    x.scalar_type(), ", got ", t.scalar_type());
-  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on x's device ", x.device(),
-              ", got ", t.device());
+  TORCH_CHECK_VALUE(t.device() == x.device(), op, ": ", name, " must be on x's device ",
+                    x.device(), ", got ", t.device());
 }
 
 // The arguments both ops share. Scalars are 0-d tensors (learnable, and read on the device).
@@ -186,6 +188,7 @@ sista_backward(const SistaKernels& kernels, const at::Tensor& grad_in, const at:
 }
 
 TORCH_LIBRARY_FRAGMENT(vadx, m) {
+  m.set_python_module(kFakeKernelModule, kFakeKernelContext);
   m.def(
       "sista(Tensor x, Tensor A, Tensor? gram, Tensor lambda1, Tensor lambda2, Tensor gamma, "
       "Tensor S, Tensor alpha0, int K, str mode) -> (Tensor, Tensor)");

@@ -170,6 +170,16 @@ std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, co
                                                  const at::Tensor& S, const at::Tensor& alpha0,
                                                  int64_t K, c10::string_view mode);
 
+// Which GEMM the CPU kernels' products took (cpu/sista_kernel.cpp): whether this torch has the
+// oneDNN matmul op they use for float32, and the products run on it and on at::mm since the
+// library loaded. Exposed as vadx._C.sista_cpu_gemm_counts() so that a test catches a silent
+// fallback (e.g. a torch whose internal oneDNN op changed).
+struct SistaCpuGemmCounts {
+  bool onednn_available;
+  int64_t onednn, mm;
+};
+SistaCpuGemmCounts sista_cpu_gemm_counts();
+
 // Gradients (x, A, gram, lambda1, lambda2, gamma, S, alpha0) of sum(grad * codes). Without gram,
 // A's gradient includes the path through G = A^T A and the third output (dL/dG) is not needed.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,

@@ -1,6 +1,9 @@
 // The extension module vadx._C. Importing it (after `import torch`) registers the ops through the
 // static TORCH_LIBRARY initialisers of the other translation units; this file only exposes build
-// metadata, which vadx/__init__.py checks against the running torch.
+// metadata, which vadx/__init__.py checks against the running torch, and the kernels' debug
+// counters that tests read.
+#include "sista.h"
+
 #include <ATen/Parallel.h>
 #include <pybind11/pybind11.h>
 
@@ -46,4 +49,18 @@ PYBIND11_MODULE(_C, m) {
 #endif
   m.def("parallel_for_threads_used", &parallel_for_threads_used, pybind11::arg("n"),
         "Distinct threads that at::parallel_for used over n unit items.");
+  m.def(
+      "sista_cpu_gemm_counts",
+      [] {
+        const vadx::SistaCpuGemmCounts c = vadx::sista_cpu_gemm_counts();
+        pybind11::dict d;
+        d["onednn_available"] = c.onednn_available;
+        d["onednn"] = c.onednn;
+        d["mm"] = c.mm;
+        return d;
+      },
+      "The sista CPU kernels' GEMMs by path since the library loaded: {'onednn_available': whether "
+      "this torch has the oneDNN matmul op (mkldnn::_linear_pointwise) with the expected schema, "
+      "'onednn': products run on it (float32), 'mm': products run on at::mm (float64, empty "
+      "operands, oneDNN off or missing)}.");
 }

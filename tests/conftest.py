@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+# the example plugin's own tests run from test_testing.py, with the plugin importable
+collect_ignore_glob = ["fixtures/*"]
+
 _cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
 
@@ -28,6 +31,7 @@ from pathlib import Path  # noqa: E402
 import vadx.plugins  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout: data, weights
 
 
 @pytest.fixture(scope="session")

@@ -203,6 +203,42 @@ def test_bad_sigma():
         torch.ops.vadx.accumulator_score(torch.rand(3), 0.5, 2.0, -7.0, 7.0, torch.zeros(1, dtype=torch.float64), "paper")
 
 
+def test_x0_on_another_device_is_a_value_error():
+    """A device mismatch is a bad argument like any other: ValueError naming the argument, the
+    expected and the actual device. Meta vs CPU here (a meta tensor sends the raw op to its fake
+    kernel, which checks too); CPU vs CUDA in the CUDA test below."""
+    x0 = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"accumulator_score: x0 must be on sigma's device cpu, got meta"):
+        op(torch.rand(2, 5), x0=x0.to("meta"))
+    with pytest.raises(ValueError, match=r"accumulator_score: x0 must be on sigma's device meta, got cpu"):
+        op(torch.rand(2, 5, device="meta"), x0=x0)
+    raw = torch.ops.vadx.accumulator_score
+    with pytest.raises(ValueError, match=r"accumulator_score: x0 must be on sigma's device cpu, got meta"):
+        raw(torch.rand(2, 5), 0.5, 2.0, -7.0, 7.0, x0.to("meta"), "symmetric")
+    with pytest.raises(ValueError, match=r"accumulator_score: x0 must be on sigma's device meta, got cpu"):
+        raw(torch.rand(2, 5, device="meta"), 0.5, 2.0, -7.0, 7.0, x0, "symmetric")
+    s, x = op(torch.rand(2, 5, device="meta"))  # all on meta: shapes only
+    assert s.shape == (2, 5) and x.shape == (2,) and x.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_device_mismatch_is_a_value_error():
+    # The raw op goes to the CUDA kernel, whose C++ check raises the same ValueError.
+    x0 = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"x0 must be on sigma's device cuda:0, got cpu"):
+        op(torch.rand(2, 5, device="cuda"), x0=x0)
+    with pytest.raises(ValueError, match=r"x0 must be on sigma's device cpu, got cuda:0"):
+        op(torch.rand(2, 5), x0=x0.cuda())
+    raw = torch.ops.vadx.accumulator_score
+    with pytest.raises(ValueError, match=r"x0 must be on sigma's device cuda:0, got cpu"):
+        raw(torch.rand(2, 5, device="cuda"), 0.5, 2.0, -7.0, 7.0, x0, "symmetric")
+    with pytest.raises(ValueError, match=r"x0 must be on sigma's device cpu, got cuda:0"):
+        raw(torch.rand(2, 5), 0.5, 2.0, -7.0, 7.0, x0.cuda(), "symmetric")
+    if torch.cuda.device_count() > 1:
+        with pytest.raises(ValueError, match=r"x0 must be on sigma's device cuda:0, got cuda:1"):
+            raw(torch.rand(2, 5, device="cuda"), 0.5, 2.0, -7.0, 7.0, x0.to("cuda:1"), "symmetric")
+
+
 def test_opcheck(device):
     for sigma in (torch.rand(3, 17), torch.rand(1, 40000, dtype=torch.float64), torch.rand(2, 0)):
         sigma = sigma.to(device)

@@ -54,3 +54,57 @@ def test_version_is_the_distribution_version():
     from importlib.metadata import version
 
     assert vadx.__version__ == version("vadx")
+
+
+OPS = ("accumulator_score", "mahalanobis_cascade", "rollback_coverage", "sista", "sista_backward")
+
+
+def test_schemas_name_the_module_that_registers_the_fake_kernels():
+    for name in OPS:
+        module, _ = torch._C._dispatch_pystub(f"vadx::{name}", "")
+        assert module == "vadx.ops._fake", name
+    # On a fake kernel's first use, torch checks that it was registered from the module its schema
+    # names (a mismatch raises): run every one on meta tensors.
+    def m(*shape, dtype=torch.float32):
+        return torch.empty(shape, dtype=dtype, device="meta")
+
+    vadx_ops = torch.ops.vadx
+    s, x = vadx_ops.accumulator_score(m(2, 5), 0.5, 2.0, -7.0, 7.0, m(2, dtype=torch.float64), "paper")
+    assert s.shape == (2, 5) and x.shape == (2,)
+    d1, _, label = vadx_ops.mahalanobis_cascade(m(1, 2, 3, 4), m(2), m(2, 2), 1.0, 2.0, m(3, 2), m(3),
+                                                m(3), m(3, 3), 1.0)
+    assert d1.shape == (1, 3, 4) and label.dtype == torch.uint8
+    assert vadx_ops.rollback_coverage(m(1, 2, 3), [3, 3], [2, 2], [1, 1], [4, 5]).shape == (1, 4, 5)
+    codes, states = vadx_ops.sista(m(2, 3, 4), m(4, 5), None, m(), m(), m(), m(2, 3), m(2, 5), 2, "signed")
+    assert codes.shape == (2, 3, 5) and states.shape == (3, 2, 2, 5)
+    grads = vadx_ops.sista_backward(codes, m(2, 3, 4), m(4, 5), None, m(), m(), m(), m(2, 3), codes,
+                                    states, "signed")
+    assert [tuple(g.shape) for g in grads] == [(2, 3, 4), (4, 5), (5, 5), (), (), (), (2, 3), (2, 5)]
+
+
+def test_fake_tensors_before_importing_vadx_say_which_module_to_import():
+    """With the op library loaded but vadx not imported, fake/meta tensors get torch's 'import
+    vadx.ops._fake' hint (the schemas' set_python_module), not a bare missing-kernel error."""
+    code = (
+        "import torch\n"
+        f"torch.ops.load_library({_C.__file__!r})\n"
+        "w = torch.rand(2, 3, 4)\n"
+        "try:\n"
+        "    torch.ops.vadx.rollback_coverage(w.to('meta'), [3, 3], [2, 2], [1, 1], [8, 8])\n"
+        "except NotImplementedError as e:\n"
+        "    print('meta:', e)\n"
+        "f = lambda w: torch.ops.vadx.rollback_coverage(w, [3, 3], [2, 2], [1, 1], [8, 8])\n"
+        "try:\n"
+        "    torch.compile(f, fullgraph=True, backend='eager')(w)\n"
+        "except Exception as e:\n"
+        "    print('compile:', e)\n"
+        "import vadx\n"
+        "print('after import:', tuple(torch.compile(f, fullgraph=True, backend='eager')(w).shape))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "meta: vadx::rollback_coverage: We could not find the fake impl" in r.stdout
+    assert "you may need to import the 'vadx.ops._fake' Python module" in r.stdout
+    assert "you may need to `import vadx.ops._fake`" in r.stdout
+    assert "`import vadx` imports it" in r.stdout
+    assert "after import: (2, 8, 8)" in r.stdout

@@ -15,10 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from helpers import make_video
 
 import vadx
-from vadx import io
+from vadx import io, progress
 from vadx.cli import _key_value, main
 from vadx.data import make_dataset
 from vadx.metrics import Evaluator
@@ -32,6 +33,21 @@ EVALUATE_KEYS = {"detector", "dataset", "frame_auc", "frame_eer", "pixel_auc", "
 @pytest.fixture
 def frame_diff(example_plugin_site, plugin_env):
     plugin_env(example_plugin_site)
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    """Every progress bar opened, as (description, allowed to show): vadx.progress's decision
+    (a bar then appears where stderr is a terminal, which captured stderr is not)."""
+    opened = []
+
+    class Recording(progress.Bar):
+        def __init__(self, total, desc, unit, show, leave):
+            opened.append((desc, show))
+            super().__init__(total, desc, unit, show, leave)
+
+    monkeypatch.setattr(progress, "Bar", Recording)
+    return opened
 
 
 def _run(capsys, *argv):
@@ -61,13 +77,14 @@ def _videos(tmp_path):
     return train, test
 
 
-def test_fit_then_score_writes_csv_overlay_and_plot(frame_diff, tmp_path, capsys):
+def test_fit_then_score_writes_csv_overlay_and_plot(frame_diff, bars, tmp_path, capsys):
     train, test = _videos(tmp_path)
     model = tmp_path / "models" / "fd.vadx"
     rc, out, err = _run(capsys, "fit", "frame-diff", "--train", *train, "--set", "min_std=2",
                         "--set", "false_alarm_rate=0.05", "--out", model)
     assert rc == 0 and f"wrote {model}" in out and "fitted frame-diff on 2 videos (80 frames)" in out
-    assert "fitting frame-diff" in err  # the progress bar, on stderr
+    assert bars == [("fitting frame-diff", True)]  # the progress bar (stderr, on a terminal)
+    bars.clear()
 
     det = vadx.load(model)  # safetensors + JSON whatever the extension
     assert det.min_std == 2 and det.false_alarm_rate == 0.05 and det.input_shape_[0] == 1
@@ -75,6 +92,7 @@ def test_fit_then_score_writes_csv_overlay_and_plot(frame_diff, tmp_path, capsys
     rc, out, err = _run(capsys, "score", model, test, "--out", tmp_path / "s.csv", "--overlay",
                         tmp_path / "ov.mp4", "--plot", tmp_path / "p.png", "--quiet")
     assert rc == 0 and "%|" not in err  # --quiet: no progress bar
+    assert bars == [("scoring with frame-diff", False)]
     assert f"wrote {tmp_path / 's.csv'}" in out and "threshold_" in out
     with open(tmp_path / "s.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -106,6 +124,79 @@ def test_score_several_inputs_csv_on_stdout_and_one_file_per_input(frame_diff, t
     for name in ("cam1", "cam9"):
         _assert_png(tmp_path / "plots" / f"s_{name}.png")
         assert (tmp_path / f"{name}-overlay.avi").stat().st_size > 0
+
+
+def _training_bar(monkeypatch, seen):
+    """Make frame-diff open its own training bar, as the paper detectors do, and record whether
+    bars were enabled inside its _fit."""
+    cls = vadx.plugins.get_detector("frame-diff").cls
+    fit = cls._fit
+
+    def _fit(self, videos, labels):
+        seen.append(progress.enabled())
+        with progress.bar(3, "training frame-diff", "epoch") as bar:
+            for _ in range(3):
+                bar.update(loss=0.5)
+        return fit(self, videos, labels)
+
+    monkeypatch.setattr(cls, "_fit", _fit)
+
+
+def test_quiet_silences_the_detectors_own_bars_too(frame_diff, bars, tmp_path, monkeypatch, capsys):
+    seen = []
+    _training_bar(monkeypatch, seen)
+    train, _ = _videos(tmp_path)
+    assert _run(capsys, "fit", "frame-diff", "--train", *train, "--out", tmp_path / "a.vadx")[0] == 0
+    assert seen == [True]
+    assert bars == [("fitting frame-diff", True), ("training frame-diff", True)]
+    for argv in (["fit", "frame-diff", "--train", *train, "--out", tmp_path / "b.vadx", "--quiet"],
+                 ["-q", "fit", "frame-diff", "--train", *train, "--out", tmp_path / "c.vadx"]):
+        seen.clear(), bars.clear()
+        assert _run(capsys, *argv)[0] == 0
+        assert seen == [False]
+        assert bars == [("fitting frame-diff", False), ("training frame-diff", False)]
+    assert progress.enabled()  # only for the command's duration
+
+
+def _on_a_terminal(argv, env, cwd) -> str:
+    """Run ``python -m vadx ARGV`` with stderr on a pseudo-terminal; what it wrote there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "vadx", *map(str, argv)], env=env, cwd=cwd,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert p.wait(timeout=120) == 0
+    finally:
+        os.close(master)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_bars_show_on_a_terminal_unless_quiet(example_plugin_site, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(example_plugin_site),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    env.pop("VADX_LOAD_PLUGINS", None)
+    env["VADX_DISABLE_PLUGINS"] = "vadx"
+    train, _ = _videos(tmp_path)
+    err = _on_a_terminal(["fit", "frame-diff", "--train", *train, "--out", "m.vadx"], env, tmp_path)
+    assert "fitting frame-diff (pass 2): 100%|" in err and "160/160" in err
+    err = _on_a_terminal(["fit", "frame-diff", "--train", *train, "--out", "m.vadx", "--quiet"],
+                         env, tmp_path)
+    assert err == ""
 
 
 def test_set_values_are_json_when_they_parse():
@@ -243,7 +334,7 @@ def test_demo_without_detectors(plugin_env, monkeypatch, tmp_path, capsys):
      "training video (--train) not found: missing_dir"),
     (["fit", "frame-diff", "--train", "x", "--set", "colour=3", "--out", "m.vadx"],
      "detector 'frame-diff' has no parameter 'colour' (--set); its parameters: false_alarm_rate, "
-     "chunk_size, min_std"),
+     "chunk_size, "),
     (["fit", "frame-diff", "--train", "x", "--set", "min_std=-", "--out", "m.vadx"], None),
     (["score", "nothere.vadx", "x"], "model file not found: nothere.vadx"),
     (["evaluate", "frame-diff", "--dataset", "ucsd-ped2", "--root", "no_such_root"],
@@ -259,8 +350,30 @@ def test_runtime_errors_exit_1_with_one_line(frame_diff, tmp_path, monkeypatch, 
     assert err.count("\n") == 1 and err.startswith("vadx: error: ")
     if message:
         assert message in err
-    else:  # min_std="-" reaches the detector as a string and fails while fitting
-        assert err.startswith("vadx: error: fitting frame-diff: ")
+    else:  # min_std="-" reaches the detector as a string and is refused
+        assert "min_std" in err and "'-'" in err
+
+
+def test_errors_name_the_stage_that_failed(frame_diff, tmp_path, monkeypatch, capsys):
+    cls = vadx.plugins.get_detector("frame-diff").cls
+    train, _ = _videos(tmp_path)
+    fit = ["fit", "frame-diff", "--train", *train, "--out", tmp_path / "m.vadx", "-q"]
+    monkeypatch.setattr(cls, "_fit", lambda self, videos, labels: {}["mean"])
+    rc, _, err = _run(capsys, *fit)
+    assert rc == 1 and err == ("vadx: error: fitting frame-diff: KeyError: mean (run with --debug "
+                               "for the traceback)\n")
+    with pytest.raises(KeyError) as exc:  # --debug: the detector's own exception, stage attached
+        main([str(a) for a in fit] + ["--debug"])
+    assert exc.value.vadx_stage == "fitting frame-diff"
+
+    def fail(self, state, frames):
+        raise ValueError("no such\nframe")
+
+    monkeypatch.setattr(cls, "_update", fail)
+    monkeypatch.setattr(cls, "_fit", lambda self, videos, labels: torch.zeros(3))  # threshold_ 0
+    rc, _, err = _run(capsys, "evaluate", "frame-diff", "--dataset", "synthetic", "--dataset-opt",
+                      "n_test=1", "--dataset-opt", "n_frames=20", "-q")
+    assert rc == 1 and err == "vadx: error: scoring test01_appearance with frame-diff: no such; frame\n"
 
 
 def test_dataset_layout_errors_are_one_line(frame_diff, tmp_path, capsys):

@@ -9,7 +9,8 @@ from helpers import make_dist, make_video
 from safetensors.torch import save_file
 
 import vadx
-from vadx.detector import VideoChunks, read_model_header
+from vadx.detector import VideoChunks
+from vadx.model_file import read_header as read_model_header
 
 MEAN_DETECTOR = '''
 import torch, vadx
@@ -82,8 +83,10 @@ def test_inputs_are_validated(mean_level):
         mean_level.fit([])
     with pytest.raises(ValueError, match="learns from normal video only: labels must be None"):
         mean_level.fit([good], labels=[torch.zeros(4)])
-    with pytest.raises(ValueError, match=r"false_alarm_rate must be in \(0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"^mean-level: false_alarm_rate must be a number in \(0, 1\), got 1.5$"):
         vadx.create("mean-level", false_alarm_rate=1.5)
+    with pytest.raises(vadx.ParameterError, match=r"^mean-level: seed must be an int >= 0, got -1$"):
+        vadx.create("mean-level", seed=-1)
     with pytest.raises(TypeError, match="unexpected keyword argument 'scal'"):
         vadx.create("mean-level", scal=2)
 
@@ -135,14 +138,15 @@ def test_save_load_roundtrip_records_plugin_and_params(mean_level, tmp_path):
     header = read_model_header(path)
     assert header["detector"] == "mean-level"
     assert header["plugin"] == {"name": "mean_level", "distribution": "vadx-mean-level", "version": "3.1"}
-    assert header["params"] == {"false_alarm_rate": 0.01, "chunk_size": 7, "scale": 2.5}
+    assert header["params"] == {"false_alarm_rate": 0.01, "chunk_size": 7, "seed": 0, "progress": True,
+                                "scale": 2.5}
     assert header["fitted"]["n_train_"] == 20
     loaded = vadx.load(path)
     assert loaded.get_params() == det.get_params() and loaded.threshold_ == det.threshold_
     assert torch.equal(loaded.proj_.weight, det.proj_.weight)
     video = make_video(9, seed=4)
     assert torch.equal(loaded.score(video).frame, det.score(video).frame)
-    assert repr(loaded) == "MeanLevel(false_alarm_rate=0.01, chunk_size=7, scale=2.5)"
+    assert repr(loaded) == "MeanLevel(false_alarm_rate=0.01, chunk_size=7, seed=0, progress=True, scale=2.5)"
 
 
 def test_bad_model_files(mean_level, tmp_path, plugin_env):

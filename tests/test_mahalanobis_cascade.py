@@ -215,6 +215,55 @@ def test_mismatched_parameters(change, exc, pattern):
         run(make_feats(mix), dict(model, **change), 6.0, 8.0, 5.0)
 
 
+PARAMS = ("mu1", "w1", "ct_weight", "ct_bias", "mu2", "w2")
+
+
+def _call(raw, feats, model):
+    args = [model[k] for k in PARAMS]
+    if raw:
+        return torch.ops.vadx.mahalanobis_cascade(feats, *args[:2], 6.0, 8.0, *args[2:], 5.0)
+    return op(feats, *args[:2], 6.0, 8.0, *args[2:], 5.0)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["wrapper", "raw-op"])
+@pytest.mark.parametrize("name", PARAMS)
+def test_parameter_on_another_device_is_a_value_error(name, raw):
+    """A device mismatch is a bad argument like any other: ValueError naming the argument, the
+    expected and the actual device. Meta vs CPU here (a meta tensor sends the raw op to its fake
+    kernel, which checks too); CPU vs CUDA in the CUDA test below."""
+    _, mix, model = make_model(m=8, h=5)
+    feats = make_feats(mix, B=1, H=2, W=3)
+    odd = dict(model, **{name: model[name].to("meta")})
+    with pytest.raises(ValueError, match=rf"mahalanobis_cascade: {name} must be on feats' device cpu, got meta"):
+        _call(raw, feats, odd)
+    with pytest.raises(ValueError, match=r"mahalanobis_cascade: mu1 must be on feats' device meta, got cpu"):
+        _call(raw, feats.to("meta"), model)
+
+
+def test_meta_tensors_give_output_shapes():
+    _, mix, model = make_model(m=8, h=5)
+    meta = {k: v.to("meta") for k, v in model.items()}
+    d1, d2, label = _call(False, make_feats(mix, B=2, H=3, W=4).to("meta"), meta)
+    assert d1.shape == d2.shape == label.shape == (2, 3, 4) and label.dtype == torch.uint8
+    assert d1.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("raw", [False, True], ids=["wrapper", "raw-op"])
+def test_cuda_device_mismatch_is_a_value_error(raw):
+    # The raw op goes to the CUDA kernel, whose C++ check raises the same ValueError.
+    _, mix, model = make_model(m=8, h=5)
+    feats = make_feats(mix, B=1, H=2, W=3)
+    cuda = {k: v.cuda() for k, v in model.items()}
+    with pytest.raises(ValueError, match=r"w2 must be on feats' device cuda:0, got cpu"):
+        _call(raw, feats.cuda(), dict(cuda, w2=model["w2"]))
+    with pytest.raises(ValueError, match=r"mu1 must be on feats' device cpu, got cuda:0"):
+        _call(raw, feats, dict(model, mu1=cuda["mu1"]))
+    if torch.cuda.device_count() > 1:
+        with pytest.raises(ValueError, match=r"ct_bias must be on feats' device cuda:0, got cuda:1"):
+            _call(raw, feats.cuda(), dict(cuda, ct_bias=model["ct_bias"].to("cuda:1")))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_half_precision(dtype):

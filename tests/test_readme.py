@@ -21,6 +21,6 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_plugin_guide_is_the_fixture_line_for_line():
     blocks = _code_blocks()
-    for name in ("pyproject.toml", "vadx_frame_diff.py"):
+    for name in ("pyproject.toml", "vadx_frame_diff.py", "tests/test_frame_diff.py"):
         text = (ROOT / "tests" / "fixtures" / "vadx-frame-diff" / name).read_text()
         assert text in blocks, f"README's {name} differs from tests/fixtures/vadx-frame-diff/{name}"

@@ -276,9 +276,51 @@ def test_opcheck(device):
         (torch.rand(1, 4, 4, dtype=torch.float64), [3, 3], [2, 2], [0, 0], [9, 9]),
         (torch.rand(0, 4, 4), [3, 3], [2, 2], [1, 1], [8, 8]),
         (torch.rand(3, 6, 5).transpose(1, 2), [4, 4], [3, 3], [1, 1], [12, 16]),
+        (torch.rand(2, 3, 4), [3, 3], [2, 2], [1, 1], [0, 7]),
+        (torch.rand(2, 3, 4, dtype=torch.float16), [51, 51], [8, 8], [18, 18], [20, 30]),
     ]
     for w, *geometry in cases:
         torch.library.opcheck(torch.ops.vadx.rollback_coverage.default, (w.to(device), *geometry))
+
+
+def test_geometry_is_symint_so_frame_sizes_stay_symbolic():
+    # SymInt[2], not int[2]: a size taken from a tensor's shape reaches the op as a symbol instead
+    # of being specialised to its value (one graph for every frame size).
+    schema = str(torch.ops.vadx.rollback_coverage.default._schema)
+    for name in ("size", "jump", "offset", "out_size"):
+        assert f"SymInt[2] {name}" in schema
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def localize(flags, frame):
+        return op(flags, 5, 2, 1, frame.shape[-2:]) > 3
+
+    gm = make_fx(localize, tracing_mode="symbolic")(torch.rand(2, 9, 9) < 0.4, torch.zeros(60, 80))
+    (node,) = [n for n in gm.graph.nodes if n.target is torch.ops.vadx.rollback_coverage.default]
+    out_size = node.args[4]
+    assert all(isinstance(v, torch.fx.Node) for v in out_size), f"out_size was specialised: {out_size}"
+
+
+def test_meta_weights_give_the_output_shape():
+    cov = op(torch.rand(2, 3, 4, device="meta"), 3, 2, 1, (8, 9))
+    assert cov.shape == (2, 8, 9) and cov.device.type == "meta"
+
+
+def test_torch_compile_dynamic_shapes_one_graph_for_every_frame_size():
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    size, jump, offset = receptive_field(ALEXNET_CONV2)
+
+    def localize(flags, frame):
+        return op(flags, size, jump, offset, frame.shape[-2:]) > 3
+
+    counter = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(localize, fullgraph=True, dynamic=True, backend=counter)
+    g = torch.Generator().manual_seed(6)
+    for H, W in ((60, 80), (72, 96), (45, 50)):
+        frame = torch.zeros(H, W)
+        flags = torch.rand(2, (H + 7) // 8, (W + 7) // 8, generator=g) < 0.4
+        assert torch.equal(compiled(flags, frame), localize(flags, frame))
+    assert counter.frame_count == 1
 
 
 def test_torch_compile_fullgraph():

@@ -232,6 +232,98 @@ def test_bad_arguments_of_the_ops():
         torch.ops.vadx.sista_backward(codes, x, A, None, s, s, s, S, codes, states[:, :, :2], "signed")
 
 
+@pytest.mark.parametrize("name", ["A", "S", "alpha0", "lambda1", "gamma"])
+def test_argument_on_another_device_is_a_value_error(name):
+    """A device mismatch is a bad argument like any other: ValueError naming the argument, the
+    expected and the actual device. Meta vs CPU here; CPU vs CUDA in the CUDA test below."""
+    x, A, S, alpha0 = make()
+    kw = dict(x=x, A=A, lambda1=torch.tensor(0.05), lambda2=2.0, gamma=torch.tensor(4.0), S=S,
+              alpha0=alpha0, K=3)
+    with pytest.raises(ValueError, match=rf"sista: {name} must be on x's device cpu, got meta"):
+        op(**(kw | {name: kw[name].to("meta")}))
+    with pytest.raises(ValueError, match=r"sista: A must be on x's device meta, got cpu"):
+        op(**(kw | {"x": x.to("meta")}))
+
+
+@pytest.mark.parametrize("fn", [vadx.ops.reconstruction_error, vadx.ops.tsc_dictionary_step])
+def test_helpers_name_an_argument_on_another_device(fn):
+    x, A, _, _ = make()
+    alpha = torch.zeros(3, 5, 16)
+    args = (x, A, alpha) if fn is vadx.ops.reconstruction_error else (A, x, alpha, 0.1)
+    name = fn.__name__
+    with pytest.raises(ValueError, match=rf"{name}: alpha must be on x's device cpu, got meta"):
+        fn(*[a.to("meta") if a is alpha else a for a in args])
+    with pytest.raises(ValueError, match=rf"{name}: A must be on x's device cpu, got meta"):
+        fn(*[a.to("meta") if a is A else a for a in args])
+
+
+def test_cpu_scalars_follow_x_and_meta_tensors_give_shapes():
+    # 0-d CPU tensors are moved to x's device, as PyTorch's ops take CPU scalars.
+    x, A, S, alpha0 = (t.to("meta") for t in make())
+    codes = op(x, A, torch.tensor(0.05), 2.0, torch.tensor(4.0), S, alpha0, K=3)
+    assert codes.shape == (3, 5, 16) and codes.device.type == "meta"
+
+
+def test_raw_ops_check_devices_too():
+    # A meta tensor sends the raw ops to their fake kernels, which check like the C++ kernels.
+    x, A, S, alpha0 = make()
+    s = torch.tensor(1.0)
+    with pytest.raises(ValueError, match=r"sista: gram must be on x's device cpu, got meta"):
+        torch.ops.vadx.sista(x, A, torch.zeros(16, 16, device="meta"), s, s, s, S, alpha0, 3, "signed")
+    with pytest.raises(ValueError, match=r"sista: lambda2 must be on x's device meta, got cpu"):
+        m = [t.to("meta") for t in (x, A, S, alpha0)]
+        torch.ops.vadx.sista(m[0], m[1], None, s.to("meta"), s, s.to("meta"), m[2], m[3], 3, "signed")
+    codes, states = torch.ops.vadx.sista(x, A, None, s, s, s, S, alpha0, 3, "signed")
+    with pytest.raises(ValueError, match=r"sista_backward: states must be on x's device cpu, got meta"):
+        torch.ops.vadx.sista_backward(codes, x, A, None, s, s, s, S, codes, states.to("meta"), "signed")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_device_mismatch_is_a_value_error():
+    x, A, S, alpha0 = make()
+    s = torch.tensor(1.0)
+    with pytest.raises(ValueError, match=r"sista: A must be on x's device cuda:0, got cpu"):
+        op(x.cuda(), A, **PARAMS, S=S.cuda(), alpha0=alpha0.cuda(), K=3)
+    with pytest.raises(ValueError, match=r"sista: S must be on x's device cpu, got cuda:0"):
+        op(x, A, **PARAMS, S=S.cuda(), alpha0=alpha0, K=3)
+    with pytest.raises(ValueError, match=r"sista: gamma must be on x's device cpu, got cuda:0"):
+        op(x, A, 0.05, 2.0, torch.tensor(4.0, device="cuda"), S, alpha0, K=3)
+    # The raw op goes to the CUDA kernel, whose C++ check raises the same ValueError.
+    c = [t.cuda() for t in (x, A, s, S, alpha0)]
+    with pytest.raises(ValueError, match=r"sista: alpha0 must be on x's device cuda:0, got cpu"):
+        torch.ops.vadx.sista(c[0], c[1], None, c[2], c[2], c[2], c[3], alpha0, 3, "signed")
+    with pytest.raises(ValueError, match=r"sista: lambda1 must be on x's device cuda:0, got cpu"):
+        torch.ops.vadx.sista(c[0], c[1], None, s, c[2], c[2], c[3], c[4], 3, "signed")
+    if torch.cuda.device_count() > 1:
+        with pytest.raises(ValueError, match=r"sista: A must be on x's device cuda:0, got cuda:1"):
+            op(c[0], A.to("cuda:1"), **PARAMS, S=c[3], alpha0=c[4], K=3)
+
+
+def test_cpu_float32_products_run_on_onednn():
+    """The CPU kernels' float32 GEMMs run on oneDNN's matmul, an op internal to ATen that they find
+    by name and schema; a torch that changed it would make them fall back to at::mm silently (half
+    the speed at the paper's sizes). The counters say which path each product took."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch is built without oneDNN")
+    counts = vadx._C.sista_cpu_gemm_counts
+    assert counts()["onednn_available"], (
+        "sista's CPU kernel did not find mkldnn::_linear_pointwise(X, W, B, attr, scalars, "
+        f"algorithm) in torch {torch.__version__}: its float32 products fall back to at::mm"
+    )
+    x, A, S, alpha0 = make(B=2, T=3, d=8, n=6)
+
+    def products(*args):
+        before = counts()
+        op(*args, **PARAMS, S=S.to(args[0].dtype), alpha0=alpha0.to(args[0].dtype), K=2)
+        after = counts()
+        return after["onednn"] - before["onednn"], after["mm"] - before["mm"]
+
+    onednn, mm = products(x, A)  # float32 contiguous: every product on oneDNN
+    assert onednn > 0 and mm == 0, f"float32 products: {onednn} on oneDNN, {mm} fell back to at::mm"
+    onednn, mm = products(x.double(), A.double())  # float64: BLAS, and the counters see it
+    assert onednn == 0 and mm > 0
+
+
 def test_opcheck(device):
     x, A, S, alpha0 = make(B=2, T=3, d=4, n=5, dtype=F64, device=device)
     scalars = [torch.tensor(v, dtype=F64, device=device, requires_grad=True) for v in (0.05, 1.5, 3.0)]

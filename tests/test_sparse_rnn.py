@@ -1,26 +1,27 @@
 """The ``tsc`` and ``srnn-ae`` detectors (plugins/vadx_sparse_rnn): features, detection on the
-synthetic scene and on the paper's toy setting, streaming, save/load, the ResNet path, bad input.
+synthetic scene and on the paper's toy setting, the detector contract (vadx.testing), the
+feature-level fit path, the ResNet path, method-specific bad input.
 
 Tiny models (few atoms and iterations, 60 x 80 frames) keep the file fast; Ped2 accuracy and
 speed are in bench/test_sparse_rnn.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 
 import vadx
 from vadx.data import synthetic
 from vadx.features import sha256_file
 from vadx.metrics import roc_auc
+from vadx.testing import check_detector, make_video
+from vadx_sparse_rnn import SRNNAE, TSC
 from vadx_sparse_rnn.features import frame_features, pyramid_pool
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 MOBILENET = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
 TINY = {"tsc": dict(K=10, n_atoms=64, iterations=25),
         "srnn-ae": dict(n_atoms=64, iterations=40, lr=1e-3)}
@@ -123,40 +124,28 @@ def test_toy_white_box_appearance_anomaly(name):
     assert scores[onset:].min() > scores[:onset].max()  # every box frame above every normal one
 
 
-# ---------------------------------------------------------------------------- streaming, files
-def test_streaming_equals_offline_uneven_chunks(fitted, scene):
-    video = scene[1][0][0][:30]
-    offline = fitted.score(video)
-    stream = fitted.stream()
-    parts, start = [], 0
-    for n in (1, 2, 5, 3, 11, 8):  # 30 frames; the 4-frame temporal window straddles chunks
-        parts.append(stream.update(video[start:start + n]))
-        start += n
-    online = vadx.Scores.cat(parts)
-    torch.testing.assert_close(online.frame, offline.frame, rtol=1e-4, atol=1e-4)
-    for k in ("spatial_error", "temporal_error"):
-        torch.testing.assert_close(online.extras[k], offline.extras[k], rtol=1e-4, atol=1e-3)
-    stream.reset()  # a new video starts from alpha0, as the first
-    torch.testing.assert_close(stream.update(video[:5]).frame, offline.frame[:5], rtol=1e-4, atol=1e-4)
+# ---------------------------------------------------------------------------- contract, fit paths
+CHEAP = {TSC: dict(K=5, n_atoms=16, iterations=5), SRNNAE: dict(n_atoms=16, iterations=5, lr=1e-3)}
 
 
-def test_save_load_roundtrip(fitted, scene, tmp_path):
-    path = tmp_path / "model.vadx"
-    fitted.save(path)
-    loaded = vadx.load(path)
-    assert type(loaded) is type(fitted) and loaded.get_params() == fitted.get_params()
-    assert loaded.threshold_ == fitted.threshold_ and loaded.weights_info_ == fitted.weights_info_
-    video = scene[1][0][0][:12]
-    torch.testing.assert_close(loaded.score(video).frame, fitted.score(video).frame)
-
-
-def test_seed_reproducible_and_changes_model(scene):
-    train = [v[:24] for v in scene[0]]
-    a, b = (_make("srnn-ae", iterations=5).fit(train) for _ in range(2))
-    assert torch.equal(a.spatial_.A, b.spatial_.A) and torch.equal(a.temporal_.Z, b.temporal_.Z)
-    c = _make("srnn-ae", iterations=5, seed=1).fit(train)
-    assert not torch.equal(a.spatial_.A, c.spatial_.A)
-    assert a.train_loss_["spatial"]["last"] is not None
+@pytest.mark.parametrize("cls", [TSC, SRNNAE], ids=["tsc", "srnn-ae"])
+def test_contract(cls):
+    """vadx.testing's checks (streaming == offline within float tolerance, as before: batched
+    float sums in the backbone and SISTA depend on the chunk length), then the method's own fit
+    paths: ``fit_features`` on shared features equals ``fit``, and another seed another model."""
+    params = dict(backbone="mobilenet_v2", weights=_weights(), progress=False, **CHEAP[cls])
+    det = check_detector(cls, stream_tol=(1e-4, 1e-3), **params)
+    assert det.train_loss_["spatial"]["last"] is not None
+    videos = [make_video(30, 48, 64, 1, seed=i) for i in range(2)]  # check_detector's training set
+    twin = cls(**params)
+    twin._load_backbone()
+    train_scores = twin.fit_features([twin.extract_features([v]) for v in videos])
+    assert torch.equal(train_scores, det.decision_scores_) and twin.threshold_ == det.threshold_
+    assert twin.input_shape_ is None  # not known from features: any frames of the backbone's C
+    test = make_video(20, 48, 64, 1, seed=5)
+    assert torch.equal(twin.score(test).frame, det.score(test).frame)
+    other = cls(**{**params, "seed": 1}).fit(videos)
+    assert not torch.equal(other.spatial_.A, det.spatial_.A)
 
 
 def test_resnet18_by_path(tmp_path, scene):
@@ -179,36 +168,8 @@ def test_resnet18_by_path(tmp_path, scene):
 
 
 # ---------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("name", ["tsc", "srnn-ae"])
-@pytest.mark.parametrize("param,value,match", [
-    ("backbone", "vgg16", "backbone must be one of"),
-    ("n_atoms", 0, "n_atoms must be an int >= 1, got 0"),
-    ("K", 1.5, "K must be an int >= 1, got 1.5"),
-    ("lambda1", -1.0, "lambda1 must be a finite number >= 0.0, got -1.0"),
-    ("temporal_weight", float("nan"), "temporal_weight must be a finite number"),
-    ("sequence_length", 0, "sequence_length must be an int >= 1"),
-    ("iterations", -1, "iterations must be an int >= 0"),
-    ("mode", "relu", "mode must be 'signed' or 'nonneg', got 'relu'"),
-])
-def test_bad_params(name, param, value, match):
-    with pytest.raises(ValueError, match=match):
-        vadx.create(name, **{param: value})
-
-
-def test_bad_specific_params_and_inputs(fitted, scene, tmp_path):
-    with pytest.raises(ValueError, match="delta2 must be a finite number > 0"):
-        vadx.create("tsc", delta2=0)
-    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
-        vadx.create("srnn-ae", lr=0.0)
-    with pytest.raises(TypeError, match="progress must be a bool"):
-        vadx.create("tsc", progress="yes")
+def test_bad_weights_file_and_sequence_length(scene, tmp_path):
     with pytest.raises(FileNotFoundError, match="no file"):
         vadx.create("tsc", backbone="mobilenet_v2", weights=str(tmp_path / "none.pth")).fit([scene[0][0]])
     with pytest.raises(ValueError, match="sequence_length must be at most the longest training video"):
         _make("tsc", sequence_length=100).fit([scene[0][0][:12]])
-    with pytest.raises(vadx.errors.NotFittedError):
-        _make("srnn-ae").score(scene[0][0][:4])
-    with pytest.raises(TypeError, match="uint8"):
-        fitted.score(scene[0][0][:4].float())
-    with pytest.raises(ValueError, match="C = 1"):
-        fitted.score(torch.zeros(4, 2, 60, 80, dtype=torch.uint8))

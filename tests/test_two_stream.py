@@ -1,20 +1,21 @@
-"""two-stream (Petrocchi et al.): sampling, hard mining, SAS, learning, streaming, save/load, Grad-CAM."""
-
-from pathlib import Path
+"""two-stream (Petrocchi et al.): the contract, sampling, hard mining, SAS, learning, fit_features,
+Grad-CAM, bag-of-objects."""
 
 import pytest
 import torch
+from conftest import SHARED
 from helpers import make_video
 
 import vadx
 from vadx import plugins
-from vadx.objects import Detections, ObjectDetector
 from vadx.metrics import roc_auc
+from vadx.objects import Detections, ObjectDetector
 from vadx.ops.accumulator_score import accumulator_score
+from vadx.testing import check_detector
+from vadx_two_stream import TwoStream
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 MNV2 = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
 needs_mnv2 = pytest.mark.skipif(not MNV2.is_file(), reason="shared MobileNetV2 weights absent")
 
@@ -32,13 +33,26 @@ def clip(seed, T=50):
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def data():
+    return [clip(s) for s in range(4)]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
     if not MNV2.is_file():
         pytest.skip("shared MobileNetV2 weights absent")
-    data = [clip(s) for s in range(4)]
     det = vadx.create("two-stream", weights=str(MNV2), validation_videos=[3], **FAST)
     det.fit([v for v, _ in data], [y for _, y in data])
     return det
+
+
+def test_contract():
+    # random MobileNetV2 streams at 32 px, a tiny classifier, phase 1 and a one-epoch phase 2;
+    # the default seeded validation split (one of the 4 videos)
+    det = check_detector(TwoStream, backbone="mobilenet_v2", weights="random", input_size=32,
+                         hidden=16, max_epochs=2, finetune_max_epochs=1, batch_size=8)
+    assert det.threshold_ == det.alarm_threshold == 0.5
+    assert "phase2" in det.history_ and ((det.decision_scores_ > 0) & (det.decision_scores_ < 1)).all()
 
 
 def test_adaptive_sampling_rates():
@@ -83,10 +97,16 @@ def test_fit_needs_labels_with_clear_errors():
         det.fit([v])
     with pytest.raises(ValueError, match=r"labels\[0\] must hold 0 \(normal\), 1 \(anomaly\) or -1.*\[2\]"):
         det.fit([v, v], [y * 2, y])
-    with pytest.raises(ValueError, match="anomaly_fps must be a positive number"):
-        vadx.create("two-stream", anomaly_fps=-1)
-    with pytest.raises(ValueError, match="object_detector must be None or a dict"):
-        vadx.create("two-stream", object_detector="darknet")
+    with pytest.raises(ValueError, match="needs at least 2 videos to hold one out"):
+        det.fit([v], [y])
+    with pytest.raises(ValueError, match=r"validation_videos must be distinct indices of the 2 fit "
+                                         r"videos.*got \[0, 1\]"):
+        det.set_params(validation_videos=[0, 1]).fit([v, v], [y, y])
+
+
+def test_cross_parameter_rule():
+    with pytest.raises(vadx.ParameterError, match=r"two-stream: ub must be greater than lb = 7.0, got 7.0"):
+        vadx.create("two-stream", lb=7, ub=7)
 
 
 @needs_mnv2
@@ -100,18 +120,37 @@ def test_learns_on_synthetic_clips(fitted):
 
 
 @needs_mnv2
-def test_streaming_equals_offline_and_save_load(fitted, tmp_path):
-    v, _ = clip(12)
-    offline = fitted.score(v)
-    stream = fitted.stream()
-    parts = [stream.update(v[a:b]) for a, b in [(0, 1), (1, 8), (8, 9), (9, 37), (37, 50)]]
-    cat = vadx.Scores.cat(parts)
-    assert torch.allclose(cat.frame, offline.frame, atol=1e-6)
-    assert torch.allclose(cat.extras["confidence"], offline.extras["confidence"], atol=1e-6)
-    fitted.save(tmp_path / "m.safetensors")
-    loaded = vadx.load(tmp_path / "m.safetensors")
-    assert loaded.get_params() == fitted.get_params()
-    assert torch.allclose(loaded.score(v).frame, offline.frame, atol=1e-6)
+def test_decision_scores_are_the_confidences_of_the_normal_training_samples(fitted, data):
+    # training split: videos 0, 1, 2 (3 validates); sigma of their sampled normal frames, in order
+    expected = []
+    for v, y in data[:3]:
+        idx = fitted.sample(y)
+        idx = idx[y[idx] == 0]
+        expected.append(fitted.score(v).extras["confidence"][idx])
+    expected = torch.cat(expected)
+    assert fitted.decision_scores_.shape == expected.shape
+    assert torch.allclose(fitted.decision_scores_, expected, atol=1e-5)
+    assert fitted.threshold_ == fitted.alarm_threshold  # the alarm rule, not a quantile of them
+
+
+def test_fit_features_completes_the_fit():
+    det = vadx.create("two-stream", weights="random", validation_videos=[],
+                      alarm_threshold=0.4, **{**FAST, "max_epochs": 2})
+    feats = []
+    for s in range(2):
+        v, y = clip(s, T=30)
+        idx = det.sample(y)
+        f = det.extract_features(v, idx)
+        f["target"] = y[idx].float()
+        feats.append(f)
+    det.fit_features(feats[:1], feats[1:])
+    assert det.threshold_ == 0.4 and det.input_shape_ is None
+    f, normal = feats[0], feats[0]["target"] == 0
+    with torch.no_grad():
+        sigma = torch.sigmoid(det.net_.logit(f["rgb"][normal], f["flow"][normal], None))
+    assert torch.equal(det.decision_scores_, sigma)
+    v, _ = clip(5, T=12)
+    assert det.score(v).frame.shape == (12,)
 
 
 @needs_mnv2

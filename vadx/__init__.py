@@ -37,8 +37,10 @@ _load_op_library()
 
 # noqa: E402 below: these need the op library loaded first.
 from vadx import ops  # noqa: E402
-from vadx.detector import Detector, Scores, Stream, load  # noqa: E402
+from vadx.detector import Detector, Scores, Stream  # noqa: E402
 from vadx.errors import ModelFileError, NotFittedError, PluginWarning  # noqa: E402
+from vadx.loading import load  # noqa: E402
+from vadx.params import ParameterError  # noqa: E402
 from vadx.hookspecs import hookimpl  # noqa: E402
 
 __version__ = importlib.metadata.version("vadx")
@@ -62,6 +64,7 @@ __all__ = [
     "Detector",
     "ModelFileError",
     "NotFittedError",
+    "ParameterError",
     "PluginWarning",
     "Scores",
     "Stream",

@@ -8,12 +8,15 @@ Commands (``vadx COMMAND --help`` for each):
 - ``vadx evaluate (MODEL | METHOD) --dataset NAME --root PATH [--json]``: benchmark metrics.
 - ``vadx demo [--out DIR]``: every installed detector on the synthetic scene.
 
-Conventions: results go to stdout, progress bars (tqdm: fitting and scoring, in frames) and
-messages to stderr; ``--quiet`` turns the bars off. Exit status: 0 success; 2 usage error
-(argparse: a missing or malformed argument); 1 runtime error, reported as the single line
-``vadx: error: <message>`` on stderr. ``--debug`` (before or after the command) shows the
-traceback instead. Detector parameters are given as ``--set KEY=VALUE``; VALUE is read as JSON
-when it parses (``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a string.
+Conventions: results go to stdout, progress bars (:mod:`vadx.progress`, on a terminal: fitting
+and scoring, in frames, and the detectors' own training bars) and messages to stderr; ``--quiet``
+turns every bar off. Fitting, scoring, metrics and timings come from :mod:`vadx.evaluation`, which
+the benchmark scripts share; this module parses arguments, reads files and prints. Exit status: 0
+success; 2 usage error (argparse: a missing or malformed argument); 1 runtime error, reported as
+the single line ``vadx: error: <message>`` on stderr. ``--debug`` (before or after the command)
+shows the traceback instead. Detector parameters are given as ``--set KEY=VALUE``; VALUE is read
+as JSON when it parses (``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a
+string.
 """
 
 from __future__ import annotations
@@ -24,10 +27,8 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
-from time import perf_counter
 from typing import Any
 
 DEMO_DIR = "vadx-demo"
@@ -51,7 +52,8 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def _one_line(e: BaseException) -> str:
-    """An exception as one line: its message's lines joined, its type where the message is bare."""
+    """An exception as one line: its message's lines joined, its type where the message is bare,
+    after the stage it failed in (``vadx_stage``, set by vadx.evaluation: "fitting frame-diff")."""
     msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     text = ""
     for line in (ln.strip() for ln in msg.splitlines()):
@@ -61,22 +63,12 @@ def _one_line(e: BaseException) -> str:
     if not text or not isinstance(e, expected) or isinstance(e, (KeyError, IndexError)):
         text = f"{type(e).__name__}: {text}" if text else type(e).__name__
         text += " (run with --debug for the traceback)"
-    return text
+    stage = getattr(e, "vadx_stage", None)
+    return f"{stage}: {text}" if stage else text
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"vadx: warning: {message}", file=sys.stderr)
-
-
-@contextmanager
-def _context(what: str) -> Iterator[None]:
-    """Prefix the message of an error raised inside with ``what`` (e.g. which video)."""
-    try:
-        yield
-    except CLIError:
-        raise
-    except Exception as e:
-        raise CLIError(f"{what}: {_one_line(e)}") from e
 
 
 def _existing(path: str, what: str) -> str:
@@ -137,95 +129,6 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-class _Meter:
-    """One tqdm bar (stderr, in frames) over the videos wrapped with :meth:`wrap`; also times
-    how long reading/decoding the frames took, so scoring speed can leave it out.
-
-    A detector may read its training videos several times (e.g. fitting, then scoring them for
-    ``threshold_``): each new pass over the videos extends the bar and is named in it.
-    """
-
-    def __init__(self, desc: str, frames_per_pass: int | None, quiet: bool):
-        from tqdm import tqdm
-
-        self.desc, self.per_pass, self.passes = desc, frames_per_pass, 1
-        self.bar = tqdm(total=frames_per_pass, desc=desc, unit="frame", disable=quiet,
-                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-        self.read_s = 0.0
-
-    def wrap(self, video: Any) -> _Tracked:
-        return _Tracked(video, self)
-
-    def __enter__(self) -> _Meter:
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is not None:
-            self.bar.leave = False  # clear the bar: the error message stands alone
-        self.bar.close()
-
-
-class _Tracked:
-    """A re-iterable video whose chunks advance a :class:`_Meter`."""
-
-    def __init__(self, video: Any, meter: _Meter):
-        self.video, self.meter, self.passes = video, meter, 0
-
-    def __iter__(self) -> Iterator[Any]:
-        meter = self.meter
-        self.passes += 1
-        if self.passes > meter.passes:
-            meter.passes = self.passes
-            if meter.bar.total is not None and meter.per_pass:
-                meter.bar.total += meter.per_pass
-            meter.bar.set_description(f"{meter.desc} (pass {self.passes})", refresh=False)
-        chunks = iter(self.video)
-        while True:
-            t0 = perf_counter()
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                meter.read_s += perf_counter() - t0
-                return
-            meter.read_s += perf_counter() - t0
-            meter.bar.update(int(chunk.shape[0]))
-            yield chunk
-
-
-def _frames(videos: list[Any]) -> int | None:
-    try:
-        return sum(len(v) for v in videos)
-    except TypeError:
-        return None
-
-
-def _fit(det, videos: list[Any], labels: list[Any] | None, quiet: bool) -> float:
-    """Fit ``det`` with a progress bar; returns the seconds it took."""
-    with _Meter(f"fitting {det.name}", _frames(videos), quiet) as meter, _context(f"fitting {det.name}"):
-        t0 = perf_counter()
-        det.fit([meter.wrap(v) for v in videos], labels)
-        return perf_counter() - t0
-
-
-def _score(det, video: Any, meter: _Meter, keep_maps: bool):
-    """Score one video chunk by chunk (as ``Detector.score``); maps are kept only when asked, so
-    memory stays bounded by the chunk size otherwise. Returns ``(Scores, seconds)``, the
-    seconds excluding the time spent reading/decoding frames."""
-    from vadx import Scores
-
-    stream = det.stream()
-    parts = []
-    t0, read0 = perf_counter(), meter.read_s
-    with _context(f"scoring {getattr(video, 'name', '') or 'video'} with {det.name}"):
-        for chunk in meter.wrap(video):
-            for a in range(0, int(chunk.shape[0]), det.chunk_size):
-                s = stream.update(chunk[a:a + det.chunk_size])
-                maps = s.maps.cpu() if keep_maps and s.maps is not None else None
-                parts.append(Scores(s.frame.cpu(), maps))
-    seconds = perf_counter() - t0 - (meter.read_s - read0)
-    return Scores.cat(parts), seconds
-
-
 # ---------------------------------------------------------------------------- plugins
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from vadx import plugins
@@ -253,7 +156,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- fit
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from vadx import io
+    from vadx import evaluation, io
 
     det = _create(args.method, dict(args.set or []))
     if det.supervised:
@@ -267,11 +170,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if len(channels) > 1:
         raise CLIError("the training videos mix grey and colour frames; pass --grayscale to read "
                        "them all as grey")
-    seconds = _fit(det, readers, None, args.quiet)
+    seconds = evaluation.fit(det, readers)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     det.save(out)
-    frames = _frames(readers)
+    frames = evaluation.count_frames(readers)
     print(f"fitted {det.name} on {len(readers)} video{'s' * (len(readers) != 1)} ({frames} frames) "
           f"in {seconds:.1f} s; threshold_ = {det.threshold_:.6g} (false_alarm_rate "
           f"{det.false_alarm_rate:g})")
@@ -282,7 +185,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- score
 def _cmd_score(args: argparse.Namespace) -> int:
     import vadx
-    from vadx import io
+    from vadx import evaluation, io
 
     if args.overlay and Path(args.overlay).suffix.lower() not in io.FOURCC:
         args.parser.error(f"argument --overlay: the file must end in one of {', '.join(io.FOURCC)}, "
@@ -298,9 +201,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     try:
         writer = csv.writer(out)
         writer.writerow(["video", "frame", "score", "alarm"])
-        with _Meter(f"scoring with {det.name}", _frames(readers), args.quiet) as meter:
+        with evaluation.Meter(f"scoring with {det.name}", evaluation.count_frames(readers)) as meter:
             for path, name, reader in zip(paths, names, readers):
-                scores, _ = _score(det, reader, meter, keep_maps=bool(args.overlay))
+                scores, _ = evaluation.score(det, reader, keep_maps=bool(args.overlay), meter=meter)
                 frame = scores.frame.numpy()
                 alarm = frame > det.threshold_
                 writer.writerows((path, i, f"{s:.9g}", int(a))
@@ -345,69 +248,9 @@ def _resolve(args: argparse.Namespace):
     return det.to(args.device), None
 
 
-def _evaluate(det, ds, args: argparse.Namespace, fit: bool) -> dict[str, Any]:
-    """Fit (if asked) and score ``det`` on dataset ``ds``; the result as JSON values."""
-    from vadx.metrics import Evaluator
-    from vadx.postprocess import PostProcess
-
-    post = PostProcess(normalize=args.normalize, sigma=args.sigma, window=args.window)
-    fit_s = None
-    if fit:
-        labels = None
-        if det.supervised:
-            labels = [v.labels for v in ds.train]
-            if any(lab is None for lab in labels):
-                raise CLIError(f"detector {det.name!r} is supervised, but the training videos of "
-                               f"{ds.name} have no frame labels")
-        fit_s = _fit(det, ds.train, labels, args.quiet)
-    raw = post.normalize is None and post.sigma == 0
-    ev = Evaluator(average=args.average, postprocess=post, threshold=det.threshold_ if raw else None)
-    score_s, processed = 0.0, []
-    with _Meter(f"scoring {det.name}", _frames(ds.test), args.quiet) as meter:
-        for video in ds.test:
-            if video.labels is None:
-                raise CLIError(f"test video {video.name} of {ds.name} has no frame labels")
-            scores, seconds = _score(det, video, meter, keep_maps=video.masks is not None)
-            score_s += seconds
-            ev.add(scores, video.labels, video.masks, name=video.name, video_label=video.video_label)
-            if args.plot_dir:
-                processed.append(post(scores.frame))
-        read_s = meter.read_s
-    res = ev.result()
-    plots = []
-    if args.plot_dir:
-        from vadx import io
-
-        for video, s, row in zip(ds.test, processed, res.per_video):
-            auc = f"frame AUC {row['auc']:.3f}" if row["auc"] is not None else "single-class video"
-            plots.append(str(io.plot_scores(
-                Path(args.plot_dir) / f"{video.name}.png", s, video.labels,
-                threshold=det.threshold_ if raw else None, fps=video.fps,
-                title=f"{det.name} on {ds.name} / {video.name} ({auc})")))
-    n = res.n_frames
-    return {
-        "detector": det.name,
-        "dataset": ds.name,
-        "frame_auc": res.frame_auc,
-        "frame_eer": res.frame_eer,
-        "pixel_auc": res.pixel_auc,
-        "pixel_eer": res.pixel_eer,
-        "video_f1": res.video_f1,
-        "fps": n / score_s if score_s > 0 else None,
-        "n_frames": n,
-        "n_videos": res.n_videos,
-        "threshold": det.threshold_,
-        "seconds": {"fit": fit_s, "score": score_s, "read": read_s},
-        "options": {**res.options, "params": det.get_params(), "device": str(det.device),
-                    "model": None, "dataset_root": None if ds.root is None else str(ds.root),
-                    "dataset_layout": ds.layout, "dataset_options": ds.options},
-        "per_video": res.per_video,
-        "plots": plots,
-    }
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vadx import data
+    from vadx import data, evaluation
+    from vadx.postprocess import PostProcess
 
     if (args.normalize == "window") != (args.window is not None):
         args.parser.error("--window FRAMES goes with --normalize window (and it needs one)")
@@ -427,7 +270,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.root is not None:
         _existing(args.root, f"dataset root of {args.dataset} (--root)")
     ds = data.load(args.dataset, args.root, **options)
-    result = _evaluate(det, ds, args, fit=model is None)
+    post = PostProcess(normalize=args.normalize, sigma=args.sigma, window=args.window)
+    result = evaluation.evaluate(det, ds, fit=model is None, postprocess=post, average=args.average,
+                                 plot_dir=args.plot_dir)
     result["options"]["model"] = model
     if args.json:
         print(json.dumps(result, indent=2, default=str))
@@ -488,9 +333,8 @@ def _scene_preview(path: Path, ds) -> Path:
 def _demo_one(name: str, ds, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from vadx import io, plugins
+    from vadx import evaluation, io, plugins
     from vadx.data import synthetic
-    from vadx.metrics import Evaluator
 
     cls = plugins.get_detector(name).cls
     det = cls(**cls.demo_params()).to(args.device)
@@ -499,27 +343,24 @@ def _demo_one(name: str, ds, out: Path, args: argparse.Namespace) -> dict[str, A
         extra = synthetic.make_dataset(ds.options["seed"], n_test=2 * len(ds.test)).test[len(ds.test):]
         train = [*ds.train, *extra]
         labels = [np.zeros(len(v), np.int64) for v in ds.train] + [v.labels for v in extra]
-    fit_s = _fit(det, train, labels, args.quiet)
-    ev = Evaluator(threshold=det.threshold_)
+    fit_s = evaluation.fit(det, train, labels)
     folder = out / name
-    plots, overlay, score_s = [], None, 0.0
-    with _Meter(f"scoring {name}", _frames(ds.test), args.quiet) as meter:
-        for i, video in enumerate(ds.test):
-            scores, seconds = _score(det, video, meter, keep_maps=True)
-            score_s += seconds
-            ev.add(scores, video.labels, video.masks, name=video.name)
-            plots.append(str(io.plot_scores(folder / f"{video.name}.png", scores, video.labels,
-                                            threshold=det.threshold_,
-                                            title=f"{name}: {video.name}")))
-            if i == 0:
-                overlay = str(io.write_overlay(folder / f"{video.name}.mp4", video, scores,
-                                               threshold=det.threshold_))
-    res = ev.result()
-    return {"detector": name, "frame_auc": res.frame_auc, "frame_eer": res.frame_eer,
-            "pixel_auc": res.pixel_auc, "pixel_eer": res.pixel_eer, "video_f1": res.video_f1,
-            "fps": res.n_frames / score_s if score_s > 0 else None, "n_frames": res.n_frames,
-            "fit_seconds": fit_s, "score_seconds": score_s, "threshold": det.threshold_,
-            "params": det.get_params(), "plots": plots, "overlay": overlay, "error": None}
+    plots, overlay = [], []
+
+    def outputs(video, scores) -> None:  # a score plot per clip, an overlay video of the first
+        plots.append(str(io.plot_scores(folder / f"{video.name}.png", scores, video.labels,
+                                        threshold=det.threshold_, title=f"{name}: {video.name}")))
+        if not overlay:
+            overlay.append(str(io.write_overlay(folder / f"{video.name}.mp4", video, scores,
+                                                threshold=det.threshold_)))
+
+    r = evaluation.evaluate(det, ds, fit=False, keep_maps=True, on_video=outputs)
+    return {"detector": name, "frame_auc": r["frame_auc"], "frame_eer": r["frame_eer"],
+            "pixel_auc": r["pixel_auc"], "pixel_eer": r["pixel_eer"], "video_f1": r["video_f1"],
+            "fps": r["fps"], "n_frames": r["n_frames"], "fit_seconds": fit_s,
+            "score_seconds": r["seconds"]["score"], "threshold": det.threshold_,
+            "params": det.get_params(), "plots": plots, "overlay": overlay[0] if overlay else None,
+            "error": None}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -697,7 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        # --quiet silences every bar, the detectors' own training bars included
+        from vadx import progress
+
+        quiet = progress.silenced() if args.quiet else nullcontext()
+        with warnings.catch_warnings(), quiet:
             warnings.showwarning = _show_warning
             return args.func(args)
     except KeyboardInterrupt:

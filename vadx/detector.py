@@ -2,33 +2,42 @@
 
 A *video* is uint8 frames ``[T, C, H, W]`` (C = 1 grey or 3 RGB; a torch tensor or a NumPy array)
 or an iterable of such chunks, so a long video is scored in bounded memory. The base class owns
-everything generic: input validation, chunking, streaming state, the fitted threshold, device
-moves and model files. A plugin subclass provides:
+everything generic: parameter checks, seeding, progress, input validation, chunking, streaming
+state, the fitted threshold, device moves and model files. A plugin subclass provides:
 
 - ``name``: the registry name (lower case, e.g. ``"fcn-cascade"``);
+- ``parameters``: a dict declaring what each constructor parameter accepts
+  (:mod:`vadx.params`); the base class checks them all when the object is built, with one
+  message format, and ``_check_params()`` may add rules that tie several together;
 - ``__init__(self, *, <params with the paper's defaults>, **kwargs)`` calling
-  ``super().__init__(**kwargs)`` and storing each parameter under its own name;
+  ``super().__init__(**kwargs)`` and storing each parameter, as given, under its own name
+  (``seed``, ``progress``, ``false_alarm_rate`` and ``chunk_size`` belong to the base class);
 - ``_fit(self, videos, labels)``: learn from the videos (each a re-iterable of validated uint8
   chunks on ``self.device``); store fitted state in attributes ending in ``_`` (tensors,
-  ``nn.Module``s or JSON values); return the frame scores of normal training frames for
-  ``threshold_``, or None to have the base class score the training videos;
+  ``nn.Module``s or JSON values); return the frame scores of the normal training frames (they
+  become ``decision_scores_`` and set ``threshold_``), or None to have the base class score the
+  training videos once more for them. ``_fit`` runs seeded with ``seed`` (and may re-seed parts
+  with :meth:`Detector.seeded` / :meth:`Detector.generator`); long loops report through
+  :meth:`Detector.progress_bar`;
 - ``_update(self, state, frames) -> Scores``: score one chunk of a stream, keeping whatever must
   carry over to the next chunk in the dict ``state`` (previous frames, recurrent state); one score
   per input frame;
 - optionally ``_build_modules(self)``: create the (untrained) ``nn.Module`` attributes from the
-  parameters and fitted JSON values, so that :func:`load` can fill them from a file.
+  parameters and fitted JSON values, so that :func:`vadx.load` can fill them from a file;
+- optionally ``_threshold(self, train_scores)``: the alarm threshold (default: the
+  ``1 - false_alarm_rate`` quantile of the training scores).
 
 ``score()`` runs the same ``_update`` over the chunks of a video, so offline scores equal
-streaming scores by construction.
+streaming scores by construction. :func:`vadx.testing.check_detector` checks a subclass against
+this contract.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -36,10 +45,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vadx.errors import ModelFileError, NotFittedError
-
-MODEL_FORMAT = "vadx.detector"
-MODEL_FORMAT_VERSION = 1
+from vadx import model_file, params, progress
+from vadx.errors import NotFittedError
 
 
 @dataclass
@@ -169,6 +176,7 @@ class Stream:
     def update(self, frames: Any) -> Scores:
         """Score the next chunk of frames ``[t, C, H, W]`` uint8; returns ``t`` scores."""
         frames = check_frames(frames)
+        self.detector._check_input(frames)
         if self._shape is not None and tuple(frames.shape[1:]) != self._shape:
             raise ValueError(f"frames of shape {tuple(frames.shape[1:])} in a stream of frames of "
                              f"shape {self._shape}; call reset() to start a new video")
@@ -182,17 +190,45 @@ class Stream:
         return scores._check(t, hw, f"{type(self.detector).__name__}._update")
 
 
-class Detector:
+class _Checked(type):
+    """Checks a detector's parameters once its ``__init__`` chain has run (whatever the depth
+    of subclassing), so a plugin's constructor only stores them."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        det = super().__call__(*args, **kwargs)
+        det._validate_params()
+        return det
+
+
+class Detector(metaclass=_Checked):
     """Base class of every vadx detector; see the module docstring for what a subclass provides.
 
     Args:
         false_alarm_rate: target fraction of normal training frames above ``threshold_``; the
             threshold is the ``1 - false_alarm_rate`` quantile of the normal training scores.
         chunk_size: frames per chunk when a whole video is scored (bounds memory).
+        seed: seeds everything random in ``fit`` (weights, sampling, dropout), so a fit is
+            reproducible on the same machine; the global random state is left as it was.
+        progress: show progress bars while fitting (on a terminal only; ``vadx --quiet`` and
+            :func:`vadx.progress.silenced` silence them whatever this says).
+
+    Fitted attributes of every detector: ``threshold_``, ``decision_scores_`` (float32 ``[N]``
+    scores of the normal training frames, PyOD's name) and ``input_shape_`` (``[C, H, W]`` of
+    the training frames, or None).
     """
 
     name: ClassVar[str] = ""
     supervised: ClassVar[bool] = False  # True: fit() needs frame labels
+    # True: score/stream accept only frames of the training frames' size (H, W), e.g. when the
+    # frame score is a maximum over a fixed grid of regions; channels must always match.
+    fixed_frame_size: ClassVar[bool] = False
+    parameters: ClassVar[dict[str, Any]] = {
+        "false_alarm_rate": params.Interval(float, 0, 1, closed="neither"),
+        "chunk_size": params.Interval(int, 1),
+        "seed": params.Interval(int, 0),
+        "progress": params.Bool(),
+    }
+    _vadx_plugin: ClassVar[dict[str, Any] | None] = None  # set by the host at registration
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -201,13 +237,12 @@ class Detector:
         weights unless ``VADX_WEIGHTS_DIR`` is set). The paper's values stay the defaults."""
         return {}
 
-    def __init__(self, *, false_alarm_rate: float = 0.01, chunk_size: int = 64):
-        if not 0.0 < false_alarm_rate < 1.0:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate!r}")
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    def __init__(self, *, false_alarm_rate: float = 0.01, chunk_size: int = 64, seed: int = 0,
+                 progress: bool = True):
         self.false_alarm_rate = false_alarm_rate
         self.chunk_size = chunk_size
+        self.seed = seed
+        self.progress = progress
         self.device = torch.device("cpu")
         self.threshold_: float | None = None
         self._fitted = False
@@ -222,7 +257,39 @@ class Detector:
     def _build_modules(self) -> None:
         """Create untrained nn.Module attributes (ending in ``_``) before a load fills them."""
 
-    # ----------------------------------------------------------------- public API
+    def _check_params(self) -> None:
+        """Rules that tie several parameters together; raise ``self._param_error(...)``."""
+
+    def _threshold(self, train_scores: Tensor) -> float:
+        """``threshold_`` from the normal training scores: their ``1 - false_alarm_rate`` quantile."""
+        values = torch.as_tensor(train_scores).detach().double().cpu().numpy().ravel()
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            raise RuntimeError(f"{type(self).__name__}: no finite training scores to set threshold_")
+        return float(np.quantile(values, 1.0 - self.false_alarm_rate))
+
+    def _param_error(self, name: str, must_be: str) -> params.ParameterError:
+        """The error for parameter ``name`` (raise it), in the one message format."""
+        return params.invalid(self.name or type(self).__name__, name, must_be, getattr(self, name, None))
+
+    @contextmanager
+    def seeded(self, offset: int = 0) -> Iterator[None]:
+        """Run a block with torch's random state seeded from ``seed + offset``, restored after."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + offset)
+            yield
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU ``torch.Generator`` seeded from ``seed + offset`` (sampling, shuffling)."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    def progress_bar(self, total: int | None, desc: str, unit: str = "step") -> progress.Bar:
+        """A progress bar for long work in ``fit`` (shown if ``progress`` and not silenced);
+        ``bar.update(n, loss=...)`` shows the current loss."""
+        return progress.bar(total, desc, unit, show=self.progress)
+
+    # ----------------------------------------------------------------- parameters
     @classmethod
     def param_names(cls) -> list[str]:
         """Names of the constructor's keyword-only parameters, the base class's included."""
@@ -236,14 +303,50 @@ class Detector:
                     names.append(p.name)
         return names
 
+    @classmethod
+    def param_constraints(cls) -> dict[str, Any]:
+        """What each parameter accepts (``parameters`` of the class and its bases merged)."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("parameters", {}))
+        return merged
+
+    def _validate_params(self) -> None:
+        who = self.name or type(self).__name__
+        constraints = self.param_constraints()
+        for name in self.param_names():
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__}.__init__ must store parameter {name!r} as "
+                                f"self.{name} (get_params, save and clone read it there)")
+            if name in constraints:  # a third party's undeclared parameter is taken as given
+                setattr(self, name, params.check(who, name, getattr(self, name), constraints[name]))
+        self._check_params()
+
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (keyword-only, as passed to ``vadx.create``)."""
         return {n: getattr(self, n) for n in self.param_names()}
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
+    def set_params(self, **new: Any) -> Detector:
+        """Change parameters (checked as at construction); a fitted detector keeps its fitted
+        state, so change only what scoring reads, or fit again. Returns self."""
+        unknown = sorted(set(new) - set(self.param_names()))
+        if unknown:
+            raise params.ParameterError(f"{self.name or type(self).__name__}: no parameter "
+                                        f"{unknown[0]!r}; its parameters: {', '.join(self.param_names())}")
+        checked = type(self)(**{**self.get_params(), **new})
+        for k in new:
+            setattr(self, k, getattr(checked, k))
+        return self
 
+    def clone(self) -> Detector:
+        """A new, unfitted detector with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        params_ = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params_})"
+
+    # ----------------------------------------------------------------- fit, score
     def _videos(self, videos: Any, what: str) -> list[VideoChunks]:
         if isinstance(videos, (Tensor, np.ndarray)):
             raise TypeError(f"{what} must be a list of videos (each [T, C, H, W] or an iterable of "
@@ -273,26 +376,44 @@ class Detector:
         elif labels is not None:
             raise ValueError(f"detector {self.name!r} learns from normal video only: labels must "
                              f"be None, got {type(labels).__name__}")
-        train_scores = self._fit(chunks, labels)
-        self._fitted = True
+        self._fitted = False
+        with self.seeded():
+            train_scores = self._fit(chunks, labels)
         # (C, H, W) of the training frames, saved with the model: how to read new video for it.
         shape = next((c.frame_shape for c in chunks if c.frame_shape is not None), None)
-        self.input_shape_ = list(shape) if shape is not None else None
         if train_scores is None:
+            self._fitted, self.input_shape_ = True, list(shape) if shape is not None else None
             train_scores = torch.cat([self.score(v).frame for v in chunks])
-        self.threshold_ = self._quantile_threshold(train_scores)
-        return self
+        return self._complete_fit(train_scores, shape)
 
-    def _quantile_threshold(self, scores: Tensor) -> float:
-        values = torch.as_tensor(scores).detach().double().cpu().numpy().ravel()
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            raise RuntimeError(f"{type(self).__name__}: no finite training scores to set threshold_")
-        return float(np.quantile(values, 1.0 - self.false_alarm_rate))
+    def _complete_fit(self, train_scores: Tensor, input_shape: Any = None) -> Detector:
+        """Mark fitted: ``decision_scores_``, ``threshold_`` (``_threshold``) and ``input_shape_``.
+        For a plugin's own fit path (e.g. from cached features) that bypasses :meth:`fit`."""
+        self.input_shape_ = list(input_shape) if input_shape is not None else None
+        self.decision_scores_ = torch.as_tensor(train_scores).detach().float().cpu().reshape(-1)
+        self.threshold_ = float(self._threshold(self.decision_scores_))
+        self._fitted = True
+        return self
 
     def _check_fitted(self) -> None:
         if not self._fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted: call fit() or vadx.load()")
+
+    def _check_input(self, frames: Tensor) -> None:
+        """Frames must have the training frames' channels (and size, if ``fixed_frame_size``)."""
+        shape = getattr(self, "input_shape_", None)
+        if not shape:
+            return
+        c, h, w = (int(s) for s in frames.shape[1:])
+        kind = {1: "grey (C = 1)", 3: "colour (C = 3)"}
+        if c != shape[0]:
+            raise ValueError(f"{self.name}: frames must be {kind[shape[0]]} as the training frames, "
+                             f"got {kind.get(c, c)} frames of shape {tuple(frames.shape)}; read the "
+                             f"video with {'grayscale=True' if shape[0] == 1 else 'grayscale=False'}")
+        if self.fixed_frame_size and [h, w] != list(shape[1:]):
+            raise ValueError(f"{self.name}: frames must be {shape[1]}x{shape[2]} (H x W) as the "
+                             f"training frames, got {h}x{w} (shape {tuple(frames.shape)}); resize "
+                             f"them first")
 
     def stream(self) -> Stream:
         """A stream that scores a live video chunk by chunk."""
@@ -322,108 +443,13 @@ class Detector:
         return self
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write a model file: safetensors tensors + a JSON header (never pickle)."""
-        from safetensors.torch import save_file
-
-        from vadx import __version__, plugins
-
+        """Write a model file: safetensors tensors + a JSON header (never pickle); see
+        :mod:`vadx.model_file`. :func:`vadx.load` reads it back."""
         self._check_fitted()
-        tensors: dict[str, Tensor] = {}
-        fitted: dict[str, Any] = {}
-        for k, v in self._fitted_items().items():
-            if isinstance(v, Tensor):
-                tensors[k] = v
-            elif isinstance(v, nn.Module):
-                tensors.update({f"{k}.{n}": t for n, t in v.state_dict().items()})
-            else:
-                fitted[k] = v
-        try:
-            entry = plugins.detectors().get(self.name)
-        except Exception:  # saving must not depend on other plugins being healthy
-            entry = None
-        header = {
-            "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
-            "detector": self.name,
-            "plugin": None if entry is None or entry.cls is not type(self) else
-            {"name": entry.plugin, "distribution": entry.distribution, "version": entry.version},
-            "vadx_version": __version__,
-            "params": self.get_params(),
-            "fitted": fitted,
-        }
-        try:
-            meta = json.dumps(header, allow_nan=True)
-        except TypeError as e:
-            raise TypeError(f"{type(self).__name__}: parameters and fitted attributes must be "
-                            f"tensors, nn.Modules or JSON values to be saved: {e}") from e
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-        save_file(tensors, os.fspath(path), metadata={"vadx": meta})
+        model_file.write(path, self.name, type(self)._vadx_plugin_of(), self.get_params(),
+                         self._fitted_items())
 
-
-def read_model_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON header of a vadx model file (no tensors are read)."""
-    from safetensors import safe_open
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:
-        raise ModelFileError(f"{path} is not a readable vadx model file (safetensors): {e}") from e
-    if "vadx" not in meta:
-        raise ModelFileError(f"{path} is a safetensors file but not a vadx model (no 'vadx' metadata)")
-    try:
-        header = json.loads(meta["vadx"])
-    except ValueError as e:
-        raise ModelFileError(f"{path}: corrupted vadx metadata: {e}") from e
-    if header.get("format") != MODEL_FORMAT or not isinstance(header.get("detector"), str):
-        raise ModelFileError(f"{path}: not a vadx detector file (format={header.get('format')!r})")
-    if header.get("format_version", 0) > MODEL_FORMAT_VERSION:
-        raise ModelFileError(f"{path} has format version {header['format_version']}; this vadx reads "
-                             f"up to {MODEL_FORMAT_VERSION}: upgrade vadx")
-    return header
-
-
-def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Detector:
-    """Load a detector saved with :meth:`Detector.save`; its plugin must be installed."""
-    from safetensors.torch import load_file
-
-    from vadx import plugins
-
-    header = read_model_header(path)
-    saved_by = header.get("plugin") or {}
-    try:
-        entry = plugins.get_detector(header["detector"])
-    except LookupError as e:
-        raise ModelFileError(
-            f"{os.fspath(path)} holds a {header['detector']!r} detector (plugin "
-            f"{saved_by.get('distribution') or '?'} {saved_by.get('version') or '?'}), which is not "
-            f"installed: {e}") from e
-    if saved_by.get("version") and entry.version and saved_by["version"] != entry.version:
-        warnings.warn(f"{os.fspath(path)} was saved by {entry.distribution} {saved_by['version']}; "
-                      f"{entry.version} is installed", stacklevel=2)
-    try:
-        tensors = load_file(os.fspath(path))
-    except Exception as e:
-        raise ModelFileError(f"{os.fspath(path)}: corrupted tensor data: {e}") from e
-    det = entry.cls(**header["params"])
-    for k, v in header["fitted"].items():
-        setattr(det, k, v)
-    det._build_modules()
-    modules: dict[str, dict[str, Tensor]] = {}
-    for key, value in tensors.items():
-        attr, _, sub = key.partition(".")
-        if sub:
-            modules.setdefault(attr, {})[sub] = value
-        else:
-            setattr(det, attr, value)
-    for attr, state in modules.items():
-        module = getattr(det, attr, None)
-        if not isinstance(module, nn.Module):
-            raise ModelFileError(f"{os.fspath(path)}: {type(det).__name__}._build_modules() must "
-                                 f"create the module {attr!r} to load it")
-        module.load_state_dict(state, strict=True)
-    det._fitted = True
-    return det.to(device) if device is not None else det
+    @classmethod
+    def _vadx_plugin_of(cls) -> dict[str, Any] | None:
+        """The plugin that registered exactly this class (not a base class), if any."""
+        return cls.__dict__.get("_vadx_plugin")

@@ -17,8 +17,8 @@ Two hooks (:mod:`vadx.hookspecs`): ``vadx_register_detectors`` (anomaly detector
 :func:`object_detectors`). A plugin may implement either or both; registration is all or nothing
 per plugin: if one hook raises, nothing of that plugin stays registered.
 
-vadx's own object detector (``darknet``, :mod:`vadx.objects`) is declared in the same entry-point
-group (``objects``, distribution ``vadx``), like the first-party detector plugins.
+vadx's own object detector (``darknet``) is the first-party plugin ``vadx_darknet``, declared in the
+same entry-point group (``darknet``, distribution ``vadx``) like the first-party detector plugins.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import pluggy
 from vadx import hookspecs
 from vadx.detector import Detector
 from vadx.errors import PluginWarning
+from vadx.objects import ObjectDetector
 
 ENTRY_POINT_GROUP = "vadx"
 _DETECTOR_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -141,8 +142,6 @@ def _register_module(info: PluginInfo, module: object) -> None:
 
 def _register_classes_of(info: PluginInfo) -> None:
     """Call the plugin's two registration hooks; on any failure undo both (all or nothing)."""
-    from vadx.objects import ObjectDetector
-
     plugin = pm.get_plugin(info.name)
     done: list[tuple[dict, str]] = []
 
@@ -159,6 +158,9 @@ def _register_classes_of(info: PluginInfo) -> None:
                                  f"{registry[name].plugin!r}")
             registry[name] = entry_cls(cls, info.name, info.distribution, info.version)
             done.append((registry, name))
+            if registry is _detectors:  # what a model file records (the contract needs no host)
+                cls._vadx_plugin = {"name": info.name, "distribution": info.distribution,
+                                    "version": info.version}
         return register
 
     hooks = [
@@ -176,6 +178,8 @@ def _register_classes_of(info: PluginInfo) -> None:
                 impl.function(**{arg: register for arg in impl.argnames})
             except Exception as e:
                 for registry, name in done:  # all or nothing per plugin
+                    if registry is _detectors:
+                        registry[name].cls._vadx_plugin = None
                     del registry[name]
                 done.clear()
                 _fail(info, hook.name, e)
@@ -233,3 +237,8 @@ def object_detectors() -> dict[str, ObjectDetectorEntry]:
 def get_object_detector(name: str) -> ObjectDetectorEntry:
     """The registry entry of object detector ``name``; a LookupError names the installed ones."""
     return _lookup(object_detectors(), name, "object detector", "what they provide")
+
+
+def create_object_detector(name: str, **params) -> ObjectDetector:
+    """A new object detector ``name`` (see :func:`object_detectors`) with its parameters."""
+    return get_object_detector(name).cls(**params)

@@ -137,9 +137,9 @@ void coverage(const at::Tensor& weights, const CoverageGeometry& g, scalar_t* ou
 
 }  // namespace
 
-at::Tensor rollback_coverage_cpu(const at::Tensor& weights, c10::IntArrayRef size,
-                                 c10::IntArrayRef jump, c10::IntArrayRef offset,
-                                 c10::IntArrayRef out_size) {
+at::Tensor rollback_coverage_cpu(const at::Tensor& weights, c10::SymIntArrayRef size,
+                                 c10::SymIntArrayRef jump, c10::SymIntArrayRef offset,
+                                 c10::SymIntArrayRef out_size) {
   const CoverageGeometry g = check_rollback_coverage_args(weights, size, jump, offset, out_size);
   at::Tensor out = at::empty({g.B, g.H0, g.W0}, weights.options());
   if (out.numel() == 0) {

@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 
 namespace vadx {
@@ -22,26 +23,42 @@ namespace {
 // oneDNN's float32 matmul as the op mkldnn::_linear_pointwise (the one Inductor emits for linear
 // layers): used when this torch has it and oneDNN is enabled (torch.backends.mkldnn), at::mm
 // otherwise (float64, empty operands, builds without oneDNN). Both accumulate in float32.
-at::Tensor linear_cpu(const at::Tensor& a, const at::Tensor& w, at::Tensor& out) {
-  // An internal op: used only if its schema is the one the stack below is built for.
-  static const std::optional<c10::OperatorHandle> onednn = []() -> std::optional<c10::OperatorHandle> {
-    auto op = c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
-    if (!op || !op->hasSchema()) return std::nullopt;
-    const auto& args = op->schema().arguments();
+//
+// That op is internal to ATen: found by name and used only if its schema is the one the stack
+// below is built for. A torch that renames or changes it would silently halve float32 speed, so
+// every product is counted by path (sista_cpu_gemm_counts(), exposed as vadx._C) and a test
+// asserts that float32 products take oneDNN where this torch has it.
+const std::optional<c10::OperatorHandle>& onednn_linear() {
+  static const std::optional<c10::OperatorHandle> op = []() -> std::optional<c10::OperatorHandle> {
+    auto found = c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
+    if (!found || !found->hasSchema()) return std::nullopt;
+    const auto& args = found->schema().arguments();
     const char* names[] = {"X", "W", "B", "attr", "scalars", "algorithm"};
-    if (args.size() != 6 || op->schema().returns().size() != 1) return std::nullopt;
+    if (args.size() != 6 || found->schema().returns().size() != 1) return std::nullopt;
     for (size_t i = 0; i < 6; ++i) {
       if (args[i].name() != names[i]) return std::nullopt;
     }
-    return op;
+    return found;
   }();
+  return op;
+}
+
+// Products per path since the library loaded (relaxed: counters, not synchronisation; one
+// increment per GEMM of at least [B, n] x [n, n] costs nothing measurable).
+std::atomic<int64_t> onednn_products{0};
+std::atomic<int64_t> mm_products{0};
+
+at::Tensor linear_cpu(const at::Tensor& a, const at::Tensor& w, at::Tensor& out) {
+  const auto& onednn = onednn_linear();
   if (onednn && a.scalar_type() == at::kFloat && a.numel() > 0 && w.numel() > 0 &&
       at::globalContext().userEnabledMkldnn()) {
     torch::jit::Stack stack{a.contiguous(), w, c10::IValue(), "none",
                             c10::List<std::optional<at::Scalar>>(), c10::IValue()};
     onednn->callBoxed(&stack);
+    onednn_products.fetch_add(1, std::memory_order_relaxed);
     return stack[0].toTensor();
   }
+  mm_products.fetch_add(1, std::memory_order_relaxed);
   return at::mm_out(out, a, w.t());
 }
 
@@ -155,6 +172,11 @@ sista_backward_cpu(const at::Tensor& grad, const at::Tensor& x, const at::Tensor
 }
 
 }  // namespace
+
+SistaCpuGemmCounts sista_cpu_gemm_counts() {
+  return {onednn_linear().has_value(), onednn_products.load(std::memory_order_relaxed),
+          mm_products.load(std::memory_order_relaxed)};
+}
 
 TORCH_LIBRARY_IMPL(vadx, CPU, m) {
   m.impl("sista", &sista_cpu);

@@ -134,9 +134,9 @@ unsigned blocks_for(int64_t n, int64_t per_block) {
 
 }  // namespace
 
-at::Tensor rollback_coverage_cuda(const at::Tensor& weights, c10::IntArrayRef size,
-                                  c10::IntArrayRef jump, c10::IntArrayRef offset,
-                                  c10::IntArrayRef out_size) {
+at::Tensor rollback_coverage_cuda(const at::Tensor& weights, c10::SymIntArrayRef size,
+                                  c10::SymIntArrayRef jump, c10::SymIntArrayRef offset,
+                                  c10::SymIntArrayRef out_size) {
   const CoverageGeometry g = check_rollback_coverage_args(weights, size, jump, offset, out_size);
   const c10::cuda::CUDAGuard device_guard(weights.device());
   at::Tensor out = at::empty({g.B, g.H0, g.W0}, weights.options());

@@ -1,7 +1,8 @@
 """vadx plugin ``bg-ensemble``: Jadhav & Inamdar's background removal + multi-feature deep ensemble.
 
 The method, the paper's gaps and the choices made are documented in
-:mod:`vadx_bg_ensemble.detector`; the reusable background model is :mod:`vadx.background`.
+:mod:`vadx_bg_ensemble.detector`; the reusable background model is
+:mod:`vadx_bg_ensemble.background`.
 """
 
 import vadx

@@ -6,8 +6,8 @@ gives the structure but few details; every gap is filled with the standard choic
 Pipeline per frame
     Frames are converted to grey (ITU-R BT.601; UCSD is grey already) and resized by ``scale``
     (bilinear, antialiased) to the *working resolution*. The background model
-    (:class:`vadx.background.MOFBackground`, the paper's §3.1) is fitted there on all training
-    frames; pixels within ``tolerance`` grey levels of it are greyed out (set to 128). The
+    (:class:`vadx_bg_ensemble.background.MOFBackground`, the paper's §3.1) is fitted there on all
+    training frames; pixels within ``tolerance`` grey levels of it are greyed out (set to 128). The
     background-removed frame, scaled to [0, 1] and padded (edge replication) to a multiple of 8,
     is what the networks see. Four components, all trained on normal frames only (§3.2):
 
@@ -87,34 +87,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import vadx
-from vadx.background import MOFBackground, remove_background
 from vadx.flow import farneback
+from vadx.params import Interval, Ints
 from vadx_bg_ensemble import training, voters
+from vadx_bg_ensemble.background import MOFBackground, remove_background
 from vadx_bg_ensemble.components import GRID, SDAE, DensityCNN, Discriminator, Generator, patchify
 
 FILL = 128  # grey level of removed background
-
-
-def _positive_int(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
-def _positive_float(name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        value >= 0 if allow_zero else value > 0) and value == value and value != float("inf")
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _widths(name: str, value: Any, n: int | None) -> tuple[int, ...]:
-    if (not isinstance(value, (list, tuple)) or (n is not None and len(value) != n) or not value
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
-        want = f"{n} ints >= 1" if n is not None else "ints >= 1"
-        raise ValueError(f"{name} must be a list of {want}, got {value!r}")
-    return tuple(int(v) for v in value)
 
 
 class BgEnsemble(vadx.Detector):
@@ -141,11 +120,34 @@ class BgEnsemble(vadx.Detector):
         sample_stride: keep the flow of every n-th training frame for training the motion SDAE.
         voter_false_alarm_rate: fraction of normal training frames above each voter's threshold.
         min_votes: voters (of 6) that must say "anomalous" for the ensemble to decide so.
-        seed: seeds initialisation and minibatch sampling.
-        progress: show training progress bars (tqdm; off when stderr is not a terminal).
+
+    ``seed`` (initialisation, minibatch sampling) and ``progress`` (training progress bars) are
+    :class:`vadx.Detector`'s. Frames must have the training frames' size (``fixed_frame_size``):
+    the background and the density statistics are per pixel / window of the working resolution.
     """
 
     name = "bg-ensemble"
+    fixed_frame_size = True
+    parameters = {
+        "scale": Interval(float, 0, None, closed="neither"),
+        "tolerance": Interval(float, 0, 255),
+        "mof_patch": Interval(int, 1),
+        "mof_bins": Interval(int, 1, 256),
+        "sdae_widths": Ints(low=1, length=6),
+        "noise": Interval(float, 0),
+        "flow_scale": Interval(float, 0, None, closed="neither"),
+        "scene_widths": Ints(low=1, length=3),
+        "adv_weight": Interval(float, 0),
+        "min_density_std": Interval(float, 0, None, closed="neither"),
+        "sdae_steps": Interval(int, 0),
+        "density_steps": Interval(int, 0),
+        "scene_steps": Interval(int, 0),
+        "batch_size": Interval(int, 1),
+        "lr": Interval(float, 0, None, closed="neither"),
+        "sample_stride": Interval(int, 1),
+        "voter_false_alarm_rate": Interval(float, 0, 1, closed="neither"),
+        "min_votes": Interval(int, 1, 6),  # there are 6 voters
+    }
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -158,38 +160,26 @@ class BgEnsemble(vadx.Detector):
                  adv_weight: float = 0.05, min_density_std: float = 0.02, sdae_steps: int = 1500,
                  density_steps: int = 600, scene_steps: int = 800, batch_size: int = 8,
                  lr: float = 1e-3, sample_stride: int = 2, voter_false_alarm_rate: float = 0.05,
-                 min_votes: int = 4, seed: int = 0, progress: bool = True, **kwargs):
+                 min_votes: int = 4, **kwargs):
         super().__init__(**kwargs)
-        self.scale = _positive_float("scale", scale)
-        if not 0 <= tolerance <= 255 or isinstance(tolerance, bool):
-            raise ValueError(f"tolerance must be a number of grey levels in [0, 255], got {tolerance!r}")
-        self.tolerance = float(tolerance)
-        self.mof_patch = _positive_int("mof_patch", mof_patch)
-        self.mof_bins = _positive_int("mof_bins", mof_bins)
-        if self.mof_bins > 256:
-            raise ValueError(f"mof_bins must be an int in [1, 256], got {mof_bins!r}")
-        self.sdae_widths = list(_widths("sdae_widths", sdae_widths, 6))
-        self.noise = _positive_float("noise", noise, allow_zero=True)
-        self.flow_scale = _positive_float("flow_scale", flow_scale)
-        self.scene_widths = list(_widths("scene_widths", scene_widths, 3))
-        self.adv_weight = _positive_float("adv_weight", adv_weight, allow_zero=True)
-        self.min_density_std = _positive_float("min_density_std", min_density_std)
-        self.sdae_steps = _positive_int("sdae_steps", sdae_steps, 0)
-        self.density_steps = _positive_int("density_steps", density_steps, 0)
-        self.scene_steps = _positive_int("scene_steps", scene_steps, 0)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.lr = _positive_float("lr", lr)
-        self.sample_stride = _positive_int("sample_stride", sample_stride)
-        if not 0 < voter_false_alarm_rate < 1:
-            raise ValueError(f"voter_false_alarm_rate must be in (0, 1), got {voter_false_alarm_rate!r}")
-        self.voter_false_alarm_rate = float(voter_false_alarm_rate)
-        if isinstance(min_votes, bool) or not isinstance(min_votes, int) or not 1 <= min_votes <= 6:
-            raise ValueError(f"min_votes must be an int in [1, 6] (there are 6 voters), got {min_votes!r}")
+        self.scale = scale
+        self.tolerance = tolerance
+        self.mof_patch = mof_patch
+        self.mof_bins = mof_bins
+        self.sdae_widths = sdae_widths
+        self.noise = noise
+        self.flow_scale = flow_scale
+        self.scene_widths = scene_widths
+        self.adv_weight = adv_weight
+        self.min_density_std = min_density_std
+        self.sdae_steps = sdae_steps
+        self.density_steps = density_steps
+        self.scene_steps = scene_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.sample_stride = sample_stride
+        self.voter_false_alarm_rate = voter_false_alarm_rate
         self.min_votes = min_votes
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
-        self.seed = seed
-        self.progress = bool(progress)
 
     # ------------------------------------------------------------------ modules
     def _build_modules(self) -> None:
@@ -236,11 +226,6 @@ class BgEnsemble(vadx.Detector):
         carrying the last frames in ``state``. Frames go through the networks one at a time so the
         numbers cannot depend on how a stream is cut into chunks."""
         grey = self._grey(frames)
-        if tuple(grey.shape[1:]) != tuple(self.background_.shape):
-            raise ValueError(
-                f"frames of size {tuple(frames.shape[2:])} give a working resolution of "
-                f"{tuple(grey.shape[2:])}, but this model was fitted on frames that gave "
-                f"{tuple(self.background_.shape[1:])}: score video of the training frame size")
         flow = self._flow(grey, state.get("grey"))
         x = self._removed(grey).float() / 255.0
         past = state.get("x", torch.cat([x[:1], x[:1]]))  # frames t-2, t-1 (first frame stands in)
@@ -263,9 +248,8 @@ class BgEnsemble(vadx.Detector):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, videos, labels):
-        gen = torch.Generator().manual_seed(self.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        gen = self.generator()
+        with self.seeded():
             self._build_modules()
             discriminator = Discriminator(tuple(self.scene_widths)).to(self.device)
         # Pass 1: the background, in bounded memory.
@@ -298,8 +282,7 @@ class BgEnsemble(vadx.Detector):
         dev, b, p = self.device, self.batch_size, self.progress
         frames_any = training.sampler(lengths, 0, gen)
         flows_any = training.sampler([int(f.shape[0]) for f in data.flows], 0, gen)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + 1)
+        with self.seeded(1):
             training.train_sdae(self.appearance_ae_, training.frame_batches(data, frames_any, b, dev),
                                 self.sdae_steps, self.lr, self.noise, gen, "bg-ensemble appearance SDAE", p)
             training.train_sdae(self.motion_ae_, training.flow_batches(data, flows_any, b, dev),

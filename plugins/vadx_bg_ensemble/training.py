@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vadx.progress import bar as progress_bar
 from vadx_bg_ensemble.components import GRID, SDAE, DensityCNN, Discriminator, Generator, patchify
 
 
@@ -43,14 +44,6 @@ class _Sampler:
         return [self.index[i] for i in picks]
 
 
-def _bar(total: int, desc: str, progress: bool):
-    from tqdm import tqdm
-
-    # disable=None: tqdm turns itself off when stderr is not a TTY (as vadx's command line).
-    return tqdm(total=total, desc=desc, unit="step", disable=None if progress else True,
-                dynamic_ncols=True, mininterval=0.5, leave=False)
-
-
 def _as_float(frames: Tensor) -> Tensor:
     return frames.float() / 255.0
 
@@ -62,13 +55,13 @@ def _minimise(model: torch.nn.Module, step_loss, steps: int, lr: float, desc: st
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     loss = torch.tensor(float("nan"))
-    with _bar(steps, desc, progress) as bar:
+    with progress_bar(steps, desc, "step", show=progress) as bar:
         for _ in range(steps):
             loss = step_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            bar.update()
+            bar.update(1, loss=loss.detach())
     model.eval()
     return float(loss.detach())
 
@@ -113,7 +106,7 @@ def train_scene(generator: Generator, discriminator: Discriminator, data: Traini
     generator.train()
     discriminator.train()
     rec = torch.tensor(float("nan"))
-    with _bar(steps, desc, progress) as bar:
+    with progress_bar(steps, desc, "step", show=progress) as bar:
         for _ in range(steps):
             idx = sampler(batch)
             trip = torch.stack([data.frames[v][t - 1:t + 2, 0] for v, t in idx]).to(device)  # [B, 3, H, W]
@@ -133,7 +126,7 @@ def train_scene(generator: Generator, discriminator: Discriminator, data: Traini
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
-            bar.update()
+            bar.update(1, loss=rec.detach())
     generator.eval()
     discriminator.eval()
     return float(rec.detach())

@@ -12,13 +12,13 @@ from torch import Tensor
 
 import vadx
 from vadx.features import demo_weights
+from vadx.params import Interval, Options, Path
 from vadx.ops import fit_gaussian, mahalanobis_cascade
 from vadx_fcn_cascade.fcn import (BACKBONES, HISTORY, LAYERS, POOLINGS, build_prefix, cube, geometry,
                                   normalise, out_channels, to_grey)
 from vadx_fcn_cascade.localize import coverage_map, order_map
 from vadx_fcn_cascade.sparse_ae import train_sparse_ae
 
-MAPS = ("score", "coverage", None)
 _BIG = 3.0e38  # stands in for NaN/inf region distances (anomalous), keeps scores finite
 
 
@@ -78,9 +78,10 @@ class FCNCascade(vadx.Detector):
     - The first five frames of a video have no full history: the first frame is repeated as the
       missing earlier frames (``I_{-5} = ... = I_{-1} = I_0``), so every frame gets a finite score,
       the same offline and streaming.
-    - Frames must have the channels and size of the training frames (a ValueError otherwise):
-      the Gaussians are position-independent, but the frame score is a maximum over regions, so
-      its scale (and ``threshold_``) depends on how many regions a frame has.
+    - Frames must have the channels and size of the training frames (``fixed_frame_size``; the
+      base class raises a ValueError otherwise): the Gaussians are position-independent, but the
+      frame score is a maximum over regions, so its scale (and ``threshold_``) depends on how
+      many regions a frame has.
 
     Args:
         backbone: ``"alexnet"`` (paper) or ``"mobilenet_v2"``.
@@ -98,11 +99,33 @@ class FCNCascade(vadx.Detector):
         shrinkage: covariance shrinkage of both Gaussians (None: Ledoit-Wolf).
         zeta: a pixel is anomalous when more than zeta anomalous fields cover it (paper: 3).
         maps: ``"score"``, ``"coverage"`` or None (see above).
-        seed: seeds the region sample and the auto-encoder.
-        progress: show tqdm bars while fitting (only on a terminal).
+
+    ``seed`` (base class) seeds the region sample and the auto-encoder; ``progress`` (base class)
+    shows its training progress.
     """
 
     name = "fcn-cascade"
+    fixed_frame_size = True  # the frame score is a maximum over the frame's regions
+    parameters = {
+        "backbone": Options(*BACKBONES),
+        "weights": [Path(), Options("random"), None],
+        "layer": Options(*LAYERS),
+        "pooling": Options(*POOLINGS),
+        "hidden": Interval(int, 1),
+        "sparsity_target": Interval(float, 0, 1, closed="neither"),
+        "sparsity_weight": Interval(float, 0),
+        "weight_decay": Interval(float, 0),
+        "ae_epochs": Interval(int, 1),
+        "ae_lr": Interval(float, 0, closed="neither"),
+        "ae_batch_size": Interval(int, 1),
+        "max_regions": Interval(int, 2),
+        "beta_quantile": Interval(float, 0, 1, closed="neither"),
+        "alpha_quantile": Interval(float, 0, 1, closed="neither"),
+        "phi_quantile": Interval(float, 0, 1, closed="neither"),
+        "shrinkage": [Interval(float, 0, 1), None],
+        "zeta": Interval(int, 0),
+        "maps": [Options("score", "coverage"), None],
+    }
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -116,33 +139,8 @@ class FCNCascade(vadx.Detector):
                  ae_lr: float = 1e-3, ae_batch_size: int = 256, max_regions: int = 200_000,
                  beta_quantile: float = 0.9, alpha_quantile: float = 0.9999,
                  phi_quantile: float = 0.999, shrinkage: float | None = None, zeta: int = 3,
-                 maps: str | None = "score", seed: int = 0, progress: bool = True, **kwargs: Any):
+                 maps: str | None = "score", **kwargs: Any):
         super().__init__(**kwargs)
-        _choice("backbone", backbone, BACKBONES)
-        _choice("layer", layer, LAYERS)
-        _choice("pooling", pooling, POOLINGS)
-        _choice("maps", maps, MAPS)
-        if weights is not None and not isinstance(weights, str):
-            weights = str(weights)  # a Path: stored as text so it saves as JSON
-        for key, v in (("hidden", hidden), ("ae_epochs", ae_epochs), ("ae_batch_size", ae_batch_size)):
-            _int_at_least(key, v, 1)
-        _int_at_least("max_regions", max_regions, 2)
-        _int_at_least("zeta", zeta, 0)
-        _int_at_least("seed", seed, 0)
-        for key, v in (("sparsity_target", sparsity_target), ("beta_quantile", beta_quantile),
-                       ("alpha_quantile", alpha_quantile), ("phi_quantile", phi_quantile)):
-            if not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
-                raise ValueError(f"{key} must be in (0, 1), got {v!r}")
-        if beta_quantile > alpha_quantile:
-            raise ValueError(f"beta_quantile must be <= alpha_quantile ({alpha_quantile}), got "
-                             f"{beta_quantile}")
-        for key, v in (("sparsity_weight", sparsity_weight), ("weight_decay", weight_decay)):
-            if not isinstance(v, (int, float)) or not v >= 0.0:
-                raise ValueError(f"{key} must be a number >= 0, got {v!r}")
-        if not isinstance(ae_lr, (int, float)) or not ae_lr > 0.0:
-            raise ValueError(f"ae_lr must be a number > 0, got {ae_lr!r}")
-        if shrinkage is not None and not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
-            raise ValueError(f"shrinkage must be None or in [0, 1], got {shrinkage!r}")
         self.backbone, self.weights, self.layer, self.pooling = backbone, weights, layer, pooling
         self.hidden, self.sparsity_target = hidden, sparsity_target
         self.sparsity_weight, self.weight_decay = sparsity_weight, weight_decay
@@ -150,7 +148,11 @@ class FCNCascade(vadx.Detector):
         self.max_regions = max_regions
         self.beta_quantile, self.alpha_quantile = beta_quantile, alpha_quantile
         self.phi_quantile, self.shrinkage = phi_quantile, shrinkage
-        self.zeta, self.maps, self.seed, self.progress = zeta, maps, seed, bool(progress)
+        self.zeta, self.maps = zeta, maps
+
+    def _check_params(self) -> None:
+        if self.beta_quantile > self.alpha_quantile:
+            raise self._param_error("beta_quantile", f"<= alpha_quantile ({self.alpha_quantile})")
 
     # ------------------------------------------------------------------ modules
     def _build_modules(self) -> None:
@@ -160,18 +162,6 @@ class FCNCascade(vadx.Detector):
                                     relu6=info.get("relu6"))
 
     # ------------------------------------------------------------------ features
-    def _check_input(self, frames: Tensor, what: str = "frames") -> None:
-        shape = tuple(self.frame_shape_)
-        if tuple(frames.shape[1:]) != shape:
-            got = tuple(frames.shape[1:])
-            if got[0] != shape[0]:
-                kind = {1: "grey (C=1)", 3: "colour (C=3)"}
-                raise ValueError(f"{what}: this fcn-cascade was fitted on {kind[shape[0]]} frames; got "
-                                 f"{kind[got[0]]} frames of shape {got} (expected (C, H, W) = {shape}); "
-                                 f"read the video with the training frames' channels")
-            raise ValueError(f"{what}: frames must be {shape[1]}x{shape[2]} (H x W) as the training "
-                             f"frames, got {got[1]}x{got[2]} (shape {got}); resize them first")
-
     def _features(self, state: dict, frames: Tensor) -> Tensor:
         """C_k features ``[t, m, Hk, Wk]`` of D_t for each frame; keeps 5 frames of history."""
         grey = to_grey(frames)
@@ -184,22 +174,22 @@ class FCNCascade(vadx.Detector):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, videos, labels):
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = self.generator()
         body, info = build_prefix(self.backbone, self.layer, self.pooling, self.weights)
         self.fcn_ = body.to(self.device)
         self.fcn_info_ = info
         self.geometry_ = geometry(body)
         m = out_channels(body)
-        self.frame_shape_ = None
+        shape = None  # (C, H, W) of the first training frames: every video must match it
         sample = keys = None
         n_frames = n_regions = 0
         with torch.inference_mode():
             for i, video in enumerate(videos):
                 state: dict = {}
                 for frames in video:
-                    if self.frame_shape_ is None:
-                        self.frame_shape_ = list(frames.shape[1:])
-                    self._check_input(frames, f"videos[{i}]")
+                    if shape is None:
+                        shape = tuple(frames.shape[1:])
+                    _check_same_shape(frames, shape, f"videos[{i}]")
                     x = self._features(state, frames).permute(0, 2, 3, 1).reshape(-1, m).cpu()
                     n_frames += frames.shape[0]
                     n_regions += x.shape[0]
@@ -237,7 +227,6 @@ class FCNCascade(vadx.Detector):
 
     # ------------------------------------------------------------------ score
     def _update(self, state: dict, frames: Tensor) -> vadx.Scores:
-        self._check_input(frames)
         feats = self._features(state, frames)
         d1, d2, label = mahalanobis_cascade(feats, self.mu1_, self.w1_, self.beta_, self.alpha_,
                                             self.ct_weight_, self.ct_bias_, self.mu2_, self.w2_,
@@ -275,11 +264,15 @@ def _quantile(v: Tensor, q: float) -> float:
     return out
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-
-
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+def _check_same_shape(frames: Tensor, shape: tuple, what: str) -> None:
+    """Training videos must agree with the first one in channels and size."""
+    got = tuple(frames.shape[1:])
+    if got == shape:
+        return
+    if got[0] != shape[0]:
+        kind = {1: "grey (C=1)", 3: "colour (C=3)"}
+        raise ValueError(f"{what}: fcn-cascade training videos must all be {kind[shape[0]]} as the "
+                         f"first; got {kind[got[0]]} frames of shape {got} (expected (C, H, W) = "
+                         f"{shape})")
+    raise ValueError(f"{what}: fcn-cascade training videos must all be {shape[1]}x{shape[2]} "
+                     f"(H x W) as the first; got {got[1]}x{got[2]} (shape {got}); resize them first")

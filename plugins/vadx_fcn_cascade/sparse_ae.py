@@ -25,6 +25,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+import vadx.progress
+
 
 def kl_sparsity(rho: float, rho_hat: Tensor) -> Tensor:
     """sum_j KL(rho || rho_hat_j) between Bernoulli distributions."""
@@ -35,14 +37,13 @@ def kl_sparsity(rho: float, rho_hat: Tensor) -> Tensor:
 def train_sparse_ae(x: Tensor, hidden: int, *, epochs: int, rho: float, sparsity_weight: float,
                     weight_decay: float, lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
                     progress: bool = True) -> tuple[Tensor, Tensor, list[float]]:
-    """Train the sparse auto-encoder on ``x`` ``[N, m]`` (raw features).
+    """Train the sparse auto-encoder on ``x`` ``[N, m]`` (raw features); ``progress`` shows a
+    bar (:func:`vadx.progress.bar`) with the epoch's mean loss so far.
 
     Returns:
         ``(ct_weight [h, m], ct_bias [h], losses)``: the CT layer acting on raw features, and the
         mean loss of each epoch.
     """
-    from tqdm import tqdm
-
     x = x.detach().float()
     n, m = x.shape
     mean = x.mean(0)
@@ -61,12 +62,11 @@ def train_sparse_ae(x: Tensor, hidden: int, *, epochs: int, rho: float, sparsity
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=lr)
     steps = max(1, math.ceil(n / batch_size))
     losses: list[float] = []
-    bar = tqdm(total=epochs * steps, desc="fcn-cascade sparse auto-encoder", unit="step",
-               disable=None if progress else True, dynamic_ncols=True, mininterval=0.5)
+    bar = vadx.progress.bar(epochs * steps, "fcn-cascade sparse auto-encoder", "step", show=progress)
     with torch.enable_grad(), bar:
         for _ in range(epochs):
             order = torch.randperm(n, generator=g).to(x.device)
-            total = 0.0
+            total, seen = 0.0, 0
             for s in range(steps):
                 xb = xs[order[s * batch_size:(s + 1) * batch_size]]
                 z = torch.sigmoid(enc(xb))
@@ -77,9 +77,9 @@ def train_sparse_ae(x: Tensor, hidden: int, *, epochs: int, rho: float, sparsity
                 loss.backward()
                 opt.step()
                 total += loss.item() * xb.shape[0]
-                bar.update(1)
+                seen += xb.shape[0]
+                bar.update(1, loss=total / seen)
             losses.append(total / n)
-            bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
     w = enc.weight.detach() / std  # fold the standardisation in: W x~ + b = (W/std) x + b'
     b = enc.bias.detach() - (w * mean).sum(1)
     return w.contiguous(), b.contiguous(), losses

@@ -18,23 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import vadx
+from vadx.params import Bool, Ints, Interval
 from vadx_latent_pred.model import LatentPredNet
 from vadx_latent_pred.preprocess import interpolate, model_size
 from vadx_latent_pred.training import train
-
-
-def _int(name: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
-def _pos(name: str, value: Any, high: float | None = None) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 \
-            or (high is not None and value > high):
-        rng = f"in (0, {high}]" if high is not None else "> 0"
-        raise ValueError(f"{name} must be a number {rng}, got {value!r}")
-    return float(value)
 
 
 class LatentPred(vadx.Detector):
@@ -84,11 +71,31 @@ class LatentPred(vadx.Detector):
         stage1_epochs, converge_tol: when the two-stage training switches (above).
         clip_length, batch_size, clip_fraction: training batches (above).
         maps: also return P-MSE localization maps.
-        seed: seeds the weight initialisation and the order of the training clips.
-        progress: show a tqdm bar (loss and stage) while training; shown only on a terminal.
+
+    ``seed`` (weight initialisation, order of the training clips) and ``progress`` (a bar with
+    the loss and stage while training) are :class:`vadx.Detector` parameters.
     """
 
     name = "latent-pred"
+    parameters = {
+        "input_height": Interval(int, 1),
+        "k": Interval(int, 1),
+        "horizon": Interval(int, 1),
+        "encoder_blocks": Interval(int, 1),
+        "channels": Ints(low=1),
+        "motion_hidden": Interval(int, 1),
+        "epochs": Interval(int, 1),
+        "lr": Interval(float, 0, None, closed="neither"),
+        "lr_decay": Interval(float, 0, 1, closed="right"),
+        "lr_step": Interval(int, 1),
+        "weight_decay": Interval(float, 0),
+        "stage1_epochs": [Interval(int, 0), None],
+        "converge_tol": Interval(float, 0, None, closed="neither"),
+        "clip_length": Interval(int, 1),
+        "batch_size": Interval(int, 1),
+        "clip_fraction": Interval(float, 0, 1, closed="right"),
+        "maps": Bool(),
+    }
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -103,38 +110,35 @@ class LatentPred(vadx.Detector):
                  lr_decay: float = 0.1, lr_step: int = 20, weight_decay: float = 0.001,
                  stage1_epochs: int | None = None, converge_tol: float = 0.02,
                  clip_length: int = 32, batch_size: int = 2, clip_fraction: float = 1.0,
-                 maps: bool = False, seed: int = 0, progress: bool = True, **kwargs):
+                 maps: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.encoder_blocks = _int("encoder_blocks", encoder_blocks, 1)
-        self.input_height = _int("input_height", input_height, 2 ** encoder_blocks)
-        if input_height % 2 ** encoder_blocks:
-            raise ValueError(f"input_height must be a multiple of 2 ** encoder_blocks = "
-                             f"{2 ** encoder_blocks}, got {input_height}")
-        self.k = _int("k", k, 1)
-        self.horizon = _int("horizon", horizon, 1)
-        if not isinstance(channels, (list, tuple)) or len(channels) < encoder_blocks or any(
-                not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in channels):
-            raise ValueError(f"channels must be a list of >= encoder_blocks = {encoder_blocks} "
-                             f"positive ints, got {channels!r}")
-        self.channels = list(channels)
-        self.motion_hidden = _int("motion_hidden", motion_hidden, 1)
-        self.epochs = _int("epochs", epochs, 1)
-        self.lr = _pos("lr", lr)
-        self.lr_decay = _pos("lr_decay", lr_decay, 1.0)
-        self.lr_step = _int("lr_step", lr_step, 1)
-        if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-        self.weight_decay = float(weight_decay)
-        self.stage1_epochs = None if stage1_epochs is None else _int("stage1_epochs", stage1_epochs, 0)
-        self.converge_tol = _pos("converge_tol", converge_tol)
-        self.clip_length = _int("clip_length", clip_length, k + horizon)
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.clip_fraction = _pos("clip_fraction", clip_fraction, 1.0)
-        if not isinstance(maps, bool):
-            raise TypeError(f"maps must be a bool, got {maps!r}")
+        self.input_height = input_height
+        self.k = k
+        self.horizon = horizon
+        self.encoder_blocks = encoder_blocks
+        self.channels = channels
+        self.motion_hidden = motion_hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.lr_step = lr_step
+        self.weight_decay = weight_decay
+        self.stage1_epochs = stage1_epochs
+        self.converge_tol = converge_tol
+        self.clip_length = clip_length
+        self.batch_size = batch_size
+        self.clip_fraction = clip_fraction
         self.maps = maps
-        self.seed = _int("seed", seed, 0)
-        self.progress = bool(progress)
+
+    def _check_params(self) -> None:
+        multiple = 2 ** self.encoder_blocks
+        if self.input_height % multiple:
+            raise self._param_error("input_height", f"a multiple of 2 ** encoder_blocks = {multiple}")
+        if len(self.channels) < self.encoder_blocks:
+            raise self._param_error("channels", f"a list of >= encoder_blocks = {self.encoder_blocks} "
+                                                f"positive ints")
+        if self.clip_length < self.k + self.horizon:
+            raise self._param_error("clip_length", f"an int >= k + horizon = {self.k + self.horizon}")
 
     # ------------------------------------------------------------------ model
     def _build_modules(self) -> None:
@@ -144,9 +148,6 @@ class LatentPred(vadx.Detector):
 
     def _prep(self, frames: Tensor) -> Tensor:
         """uint8 ``[t, C, H, W]`` -> background-subtracted float input ``[t, C, h, w]``."""
-        if frames.shape[1] != self.in_channels_:
-            raise ValueError(f"frames must have C = {self.in_channels_} channels, as the training "
-                             f"frames; got shape {tuple(frames.shape)}")
         return interpolate(frames, self.size_) / 255.0 - self.background_
 
     # ------------------------------------------------------------------ fit
@@ -172,8 +173,7 @@ class LatentPred(vadx.Detector):
             raise ValueError("videos: the training videos hold no frames")
         # per-pixel mean over all training frames (Sec. 3.1), in the network's [0, 1] units
         self.background_ = (total / n / 255.0).float()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with self.seeded():
             self._build_modules()
             self.net_.to(self.device)
             self.train_log_ = train(
@@ -182,7 +182,7 @@ class LatentPred(vadx.Detector):
                 batch_size=self.batch_size, epochs=self.epochs, stage1_epochs=self.stage1_epochs,
                 converge_tol=self.converge_tol, lr=self.lr, lr_decay=self.lr_decay,
                 lr_step=self.lr_step, weight_decay=self.weight_decay,
-                clip_fraction=self.clip_fraction, seed=self.seed, progress=self.progress)
+                clip_fraction=self.clip_fraction, generator=self.generator(), progress=self.progress)
         # training scores: their median scores the warm-up frames, their quantile is threshold_
         self.warmup_score_ = 0.0
         need = self.k + self.horizon - 1

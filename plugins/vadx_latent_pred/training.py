@@ -27,6 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+import vadx.progress
 from vadx_latent_pred.model import LatentPredNet
 
 
@@ -73,21 +74,19 @@ def clip_losses(net: LatentPredNet, x: Tensor, k: int, horizon: int) -> tuple[Te
 def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Tensor], *, k: int,
           horizon: int, clip_length: int, batch_size: int, epochs: int, stage1_epochs: int | None,
           converge_tol: float, lr: float, lr_decay: float, lr_step: int, weight_decay: float,
-          clip_fraction: float, seed: int, progress: bool) -> dict:
+          clip_fraction: float, generator: torch.Generator, progress: bool) -> dict:
     """Train ``net`` in place on uint8 videos ``[T, C, H, W]`` (already at the model's size).
 
-    ``prep`` turns uint8 frames into the network's input (background subtracted). Returns the
-    training log: per-epoch mean losses, the stage of each epoch and the epoch stage 2 began.
+    ``prep`` turns uint8 frames into the network's input (background subtracted); ``generator``
+    draws the order of the clips; ``progress`` shows a bar (:func:`vadx.progress.bar`). Returns
+    the training log: per-epoch mean losses, the stage of each epoch and the epoch stage 2 began.
     """
-    from tqdm import tqdm
-
     span = k + horizon
     clips = clips_of([int(v.shape[0]) for v in videos], clip_length, span)
     if not clips:
         raise ValueError(f"videos: every training video is shorter than k + horizon = {span} "
                          f"frames, so no (input, target) window exists; got lengths "
                          f"{[int(v.shape[0]) for v in videos]}")
-    gen = torch.Generator().manual_seed(seed)
     per_epoch = max(1, round(clip_fraction * len(clips)))
     steps_per_epoch = 0
     by_len: dict[int, int] = {}
@@ -104,19 +103,18 @@ def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Ten
     log = {"epochs": [], "stage2_from_epoch": None, "clips_per_epoch": per_epoch,
            "clips_total": len(clips)}
     net.train()
-    bar = tqdm(total=epochs * steps_per_epoch, desc="latent-pred training", unit="step",
-               disable=None if progress else True, dynamic_ncols=True, mininterval=0.5)
-    try:
+    total = epochs * steps_per_epoch
+    with vadx.progress.bar(total, "latent-pred training", "step", show=progress) as bar:
         for epoch in range(epochs):
             if stage == 1 and epoch >= cap:
                 stage, stage2_from = 2, epoch
             lam_r, lam_p = (1.0, 0.001) if stage == 1 else (0.001, 1.0)
-            order = torch.randperm(len(clips), generator=gen)[:per_epoch].tolist()
+            order = torch.randperm(len(clips), generator=generator)[:per_epoch].tolist()
             groups: dict[int, list[tuple[int, int, int]]] = {}
             for i in order:
                 groups.setdefault(clips[i][2], []).append(clips[i])
             batches = [g[i:i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
             sums = {"rec": 0.0, "pred": 0.0}
             for batch in batches:
                 x = torch.stack([prep(videos[v][s:s + n]) for v, s, n in batch])
@@ -126,11 +124,10 @@ def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Ten
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sums["rec"] += loss_r.item()
-                sums["pred"] += loss_p.item()
-                bar.update(1)
-                bar.set_postfix(stage=stage, rec=f"{loss_r.item():.3g}", pred=f"{loss_p.item():.3g}",
-                                refresh=False)
+                rec, pred = loss_r.item(), loss_p.item()
+                sums["rec"] += rec
+                sums["pred"] += pred
+                bar.update(1, loss=loss.item(), stage=stage, rec=f"{rec:.3g}", pred=f"{pred:.3g}")
             sched.step()
             entry = {"epoch": epoch, "stage": stage, "rec": sums["rec"] / len(batches),
                      "pred": sums["pred"] / len(batches)}
@@ -139,8 +136,6 @@ def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Ten
                 prev = log["epochs"][-2]["rec"]
                 if (prev - entry["rec"]) < converge_tol * prev:
                     stage, stage2_from = 2, epoch + 1
-    finally:
-        bar.close()
     log["stage2_from_epoch"] = stage2_from
     net.eval()
     return log

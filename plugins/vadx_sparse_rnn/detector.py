@@ -44,7 +44,7 @@ Choices the paper leaves open, and deviations (with reasons):
   per-stream errors in ``Scores.extras`` for the exact per-stream form). ``Scores.extras``:
   ``spatial_error``, ``temporal_error`` (raw frame errors), ``spatial_patch``, ``temporal_patch``
   (the index 0..20 of the patch with the largest error).
-- Training shows a tqdm bar with the loss (``progress``; shown on a terminal only) and is
+- Training shows a progress bar with the loss (``progress``, see :class:`vadx.Detector`) and is
   reproducible with ``seed`` (batches, dictionary initialisation, phi's initialisation, random
   backbone weights). ``iterations`` is the fixed budget per stream (paper: 20,000 for sRNN-AE; the
   paper gives none for TSC, which uses the same default).
@@ -52,7 +52,6 @@ Choices the paper leaves open, and deviations (with reasons):
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -61,6 +60,7 @@ from torch import Tensor
 
 import vadx
 from vadx.features import demo_weights
+from vadx.params import Interval, Ints, Options, Path
 from vadx_sparse_rnn.features import BACKBONES, N_PATCHES, build_backbone, empty_backbone, frame_features
 from vadx_sparse_rnn.srnn_ae import SRNNAECoder
 from vadx_sparse_rnn.tsc import TSCCoder
@@ -68,58 +68,43 @@ from vadx_sparse_rnn.tsc import TSCCoder
 STREAMS = ("spatial", "temporal")
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
-def _check_float(name: str, value: Any, low: float, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
-
-
 class _SparseCodingDetector(vadx.Detector):
     """Features, streams, standardisation and streaming shared by TSC and sRNN-AE (module
     docstring); subclasses provide ``_make_coder`` and ``_train_coder``."""
+
+    parameters = {
+        "backbone": Options(*BACKBONES),
+        "weights": [Path(), Options("random"), None],
+        "n_atoms": Interval(int, 1),
+        "K": Interval(int, 1),
+        "lambda1": Interval(float, 0),
+        "lambda2": Interval(float, 0),
+        "temporal_weight": Interval(float, 0),
+        "sequence_length": Interval(int, 1),
+        "batch_size": Interval(int, 1),
+        "iterations": Interval(int, 0),
+        "frame_size": [Ints(low=1, length=2), None],
+        "mode": Options("signed", "nonneg"),
+    }
 
     def __init__(self, *, backbone: str = "resnet50", weights: str | os.PathLike | None = None,
                  n_atoms: int = 2048, K: int, lambda1: float, lambda2: float = 2.0,
                  temporal_weight: float = 0.5, sequence_length: int = 10, batch_size: int = 4,
                  iterations: int = 20000, frame_size: list[int] | None = None,
-                 mode: str = "signed", seed: int = 0,
-                 progress: bool = True, **kwargs):
+                 mode: str = "signed", **kwargs):
         super().__init__(**kwargs)
-        if backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-        if weights is not None and not isinstance(weights, (str, os.PathLike)):
-            raise TypeError(f"weights must be a file path, 'random' or None, got {type(weights).__name__}")
-        if mode not in ("signed", "nonneg"):
-            raise ValueError(f"mode must be 'signed' or 'nonneg', got {mode!r}")
         self.backbone = backbone
-        self.weights = os.fspath(weights) if weights is not None else None
-        self.n_atoms = _check_int("n_atoms", n_atoms, 1)
-        self.K = _check_int("K", K, 1)
-        self.lambda1 = _check_float("lambda1", lambda1, 0.0)
-        self.lambda2 = _check_float("lambda2", lambda2, 0.0)
-        self.temporal_weight = _check_float("temporal_weight", temporal_weight, 0.0)
-        self.sequence_length = _check_int("sequence_length", sequence_length, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.iterations = _check_int("iterations", iterations, 0)
-        if frame_size is not None:
-            ok = (isinstance(frame_size, (list, tuple)) and len(frame_size) == 2
-                  and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in frame_size))
-            if not ok:
-                raise ValueError(f"frame_size must be None or [height, width] (ints >= 1), got {frame_size!r}")
-            frame_size = [int(v) for v in frame_size]
+        self.weights = weights
+        self.n_atoms = n_atoms
+        self.K = K
+        self.lambda1 = lambda1
+        self.lambda2 = lambda2
+        self.temporal_weight = temporal_weight
+        self.sequence_length = sequence_length
+        self.batch_size = batch_size
+        self.iterations = iterations
         self.frame_size = frame_size
         self.mode = mode
-        self.seed = _check_int("seed", seed, 0)
-        if not isinstance(progress, bool):
-            raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
-        self.progress = progress
 
     # ------------------------------------------------------------------ subclass hooks
     def _make_coder(self, d: int):
@@ -130,8 +115,7 @@ class _SparseCodingDetector(vadx.Detector):
 
     # ------------------------------------------------------------------ features
     def _load_backbone(self) -> None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)  # reproducible weights="random"
+        with self.seeded():  # reproducible weights="random"
             net, self.backbone_kwargs_, self.weights_info_ = build_backbone(self.backbone, self.weights)
         self.backbone_ = net.to(self.device)
 
@@ -151,12 +135,20 @@ class _SparseCodingDetector(vadx.Detector):
     def _fit(self, videos, labels):
         self._load_backbone()
         feats = [self.extract_features(v) for v in videos]
-        return self.fit_features(feats)
+        return self._fit_features(feats)
 
     def fit_features(self, feats: list[tuple[Tensor, Tensor]]) -> Tensor:
         """Train both streams on pre-extracted raw features (``extract_features`` of each training
-        video, with this detector's backbone); returns the training frame scores. ``fit`` is
-        ``extract_features`` + this; benchmarks call it to share one extraction."""
+        video, with this detector's backbone, e.g. after ``_load_backbone``) and mark the detector
+        fitted (``threshold_``, ``decision_scores_``; ``input_shape_`` None: not known from
+        features); returns the training frame scores. ``fit`` is ``extract_features`` + this;
+        benchmarks call it to share one extraction."""
+        with self.seeded():
+            train_scores = self._fit_features(feats)
+        self._complete_fit(train_scores)
+        return train_scores
+
+    def _fit_features(self, feats: list[tuple[Tensor, Tensor]]) -> Tensor:
         if not feats:
             raise ValueError("feats is empty: fit needs at least one video")
         d = feats[0][0].shape[-1]
@@ -171,15 +163,11 @@ class _SparseCodingDetector(vadx.Detector):
         self.feature_scale_ = scales
         self.train_loss_ = {}
         coders = []
-        from tqdm import tqdm
-
         for s, stream in enumerate(STREAMS):
             coder = self._make_coder(d).to(self.device)
-            g = torch.Generator().manual_seed(self.seed * 2 + s)
+            g = self.generator(self.seed + s)  # seeded from seed * 2 + s
             normed = [self._normalise(f[s].to(self.device), s) for f in feats]
-            with tqdm(total=self.iterations, desc=f"{self.name} {stream} stream", unit="it",
-                      disable=None if self.progress else True, dynamic_ncols=True,
-                      mininterval=0.5) as bar:
+            with self.progress_bar(self.iterations, f"{self.name} {stream} stream", "it") as bar:
                 losses = self._train_coder(coder, normed, g, bar)
             # first and last 1 % of the iterations, averaged (the full curve would bloat the file)
             k = max(1, len(losses) // 100)
@@ -255,7 +243,7 @@ class TSC(_SparseCodingDetector):
     Args:
         backbone, weights, n_atoms (paper: 2048), K (paper's Table 10: 30), lambda1, lambda2
             (paper's ablation: 2.0), temporal_weight (0.5), sequence_length, batch_size,
-            iterations, mode, seed, progress: see the module docstring.
+            iterations, mode: see the module docstring; seed, progress: see :class:`vadx.Detector`.
         gamma: the fixed ISTA step parameter; None (default) = ``||A||_2^2 + lambda2`` of the
             current dictionary during training (the smallest value for which ISTA provably
             converges whatever S in [0, 1]), frozen with the final dictionary. The paper fixes
@@ -268,6 +256,10 @@ class TSC(_SparseCodingDetector):
     """
 
     name = "tsc"
+    parameters = {
+        "gamma": [Interval(float, 0, closed="neither"), None],
+        "delta2": Interval(float, 0, closed="neither"),
+    }
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -278,8 +270,8 @@ class TSC(_SparseCodingDetector):
     def __init__(self, *, K: int = 30, lambda1: float = 5.0, lambda2: float = 2.0,
                  gamma: float | None = None, delta2: float = 100.0, **kwargs):
         super().__init__(K=K, lambda1=lambda1, lambda2=lambda2, **kwargs)
-        self.gamma = None if gamma is None else _check_float("gamma", gamma, 0.0, strict=True)
-        self.delta2 = _check_float("delta2", delta2, 0.0, strict=True)
+        self.gamma = gamma
+        self.delta2 = delta2
 
     def _make_coder(self, d: int) -> TSCCoder:
         return TSCCoder(d, self.n_atoms, lambda1=self.lambda1, lambda2=self.lambda2,
@@ -313,6 +305,10 @@ class SRNNAE(_SparseCodingDetector):
     """
 
     name = "srnn-ae"
+    parameters = {
+        "lr": Interval(float, 0, closed="neither"),
+        "weight_decay": Interval(float, 0),
+    }
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -323,8 +319,8 @@ class SRNNAE(_SparseCodingDetector):
     def __init__(self, *, K: int = 3, lambda1: float = 5.0, lambda2: float = 2.0, lr: float = 1e-5,
                  weight_decay: float = 0.005, **kwargs):
         super().__init__(K=K, lambda1=lambda1, lambda2=lambda2, **kwargs)
-        self.lr = _check_float("lr", lr, 0.0, strict=True)
-        self.weight_decay = _check_float("weight_decay", weight_decay, 0.0)
+        self.lr = lr
+        self.weight_decay = weight_decay
 
     def _make_coder(self, d: int) -> SRNNAECoder:
         return SRNNAECoder(d, self.n_atoms, K=self.K, mode=self.mode)

@@ -50,10 +50,11 @@ class SRNNAECoder(nn.Module):
 
     def fit(self, feats: list[Tensor], *, T: int, batch: int, iterations: int, lr: float,
             weight_decay: float, lambda1: float, lambda2: float, generator: torch.Generator,
-            bar, sista_fn=None) -> list[float]:
+            bar=None, sista_fn=None) -> list[float]:
         """RMSProp on eq. 9. Returns the per-iteration reconstruction loss (eq. 9 without the
         weight decay, averaged over the batch's sequences). ``sista_fn`` replaces
-        :func:`vadx.ops.sista` (the benchmark's plain-PyTorch reference comparison)."""
+        :func:`vadx.ops.sista` (the benchmark's plain-PyTorch reference comparison); ``bar`` (a
+        :class:`vadx.progress.Bar` or None) advances once per iteration with the loss."""
         sista_fn = sista_fn or sista
         A = init_dictionary(feats, self.A.shape[1], generator)
         with torch.no_grad():
@@ -88,6 +89,6 @@ class SRNNAECoder(nn.Module):
                 self.lambda2.clamp_(min=0.0)
                 self.gamma.clamp_(min=1e-3)
             losses.append(rec.item() / T)
-            bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
-            bar.update(1)
+            if bar is not None:
+                bar.update(1, loss=losses[-1])
         return losses

@@ -34,12 +34,13 @@ class TSCCoder(nn.Module):
 
     @torch.no_grad()
     def fit(self, feats: list[Tensor], *, T: int, batch: int, iterations: int, gamma: float | None,
-            generator: torch.Generator, bar) -> list[float]:
+            generator: torch.Generator, bar=None) -> list[float]:
         """Alternate SISTA codes (A fixed) and one projected gradient step on A (codes fixed, eq. 3,
         step = 1 / the Lipschitz constant of the batch's dictionary objective). ``gamma=None``:
         gamma follows the ISTA bound ``||A||_2^2 + lambda2`` (S <= 1) of the current dictionary
         and is frozen with it at the end. Returns the per-iteration mean reconstruction error
-        ``||x_t - A alpha_t||^2`` of the batch (before the dictionary step)."""
+        ``||x_t - A alpha_t||^2`` of the batch (before the dictionary step); ``bar`` (a
+        :class:`vadx.progress.Bar` or None) advances once per iteration with it."""
         A = init_dictionary(feats, self.A.shape[1], generator)
         sample = SequenceSampler(feats, T, batch, generator)
         zeros = torch.zeros(A.shape[1], dtype=A.dtype, device=A.device)
@@ -55,8 +56,8 @@ class TSCCoder(nn.Module):
             if lip > 0:  # all-zero codes: lambda1 too large for these features; nothing to learn
                 A = tsc_dictionary_step(A, x, codes, 1.0 / lip)
             losses.append(float(err))
-            bar.set_postfix(err=f"{losses[-1]:.4g}", refresh=False)
-            bar.update(1)
+            if bar is not None:
+                bar.update(1, loss=losses[-1])
         self.A.copy_(A)
         self.gamma.fill_(gamma if gamma is not None else spectral_norm_sq(A) + self.lambda2)
         return losses

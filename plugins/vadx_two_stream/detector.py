@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import math
-import os
+from numbers import Integral
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 import vadx
-from vadx.features import KNOWN_FILES, demo_weights, load_backbone
-from vadx.objects import ObjectDetector, bag_of_objects, create_object_detector
+from vadx.features import BACKBONES, KNOWN_FILES, demo_weights, load_backbone
+from vadx.objects import ObjectDetector
 from vadx.ops.accumulator_score import accumulator_score
+from vadx.params import Bool, Instance, Interval, Options, Path
+from vadx.plugins import create_object_detector
 
 from .classifier import make_classifier
 from .gradcam import grad_cam
+from .objects_bag import bag_of_objects
 from .streams import TwoStreamNet, flow_images, resize_frames
 from .training import EXCLUDED, adaptive_sample, run_phase, weighted_bce
+
+_POSITIVE = Interval(float, 0, None, closed="neither")
 
 
 class TwoStream(vadx.Detector):
@@ -81,10 +84,54 @@ class TwoStream(vadx.Detector):
       paper's formula.
     - ``threshold_`` is the paper's alarm rule, SAS > ``alarm_threshold`` (0.5), not a quantile
       of training scores: ``false_alarm_rate`` is unused.
+    - ``decision_scores_`` holds the classifier confidences sigma (not SAS: the sampled frames
+      are not consecutive) of the normal (label 0) frames sampled for training, training split
+      only, from the trained model; they do not set ``threshold_``.
+
+    ``seed`` and ``progress`` are the base class's (:class:`vadx.Detector`).
     """
 
     name = "two-stream"
     supervised = True
+    parameters = {
+        "backbone": Options(*BACKBONES),
+        "weights": [Options("random"), Path(), None],
+        "weights_sha256": [Instance(str, "a SHA-256 hex digest (str)", invalid=[3]), None],
+        "object_detector": [Instance(dict, "a dict with a 'name' key and the object detector's "
+                                           "parameters", lambda d: isinstance(d.get("name"), str),
+                                     invalid=["darknet", {"cfg": "yolo.cfg"}]), None],
+        "min_object_confidence": Interval(float, 0, 1),
+        "input_size": Interval(int, 1),
+        "flow_max_magnitude": _POSITIVE,
+        "hidden": Interval(int, 1),
+        "dropout": Interval(float, 0, 1, closed="left"),
+        "source_fps": _POSITIVE,
+        "anomaly_fps": _POSITIVE,
+        "normal_fps": _POSITIVE,
+        "alpha": Interval(int, 1),
+        "batch_size": Interval(int, 1),
+        "normal_weight": _POSITIVE,
+        "anomaly_weight": _POSITIVE,
+        "head_lr": _POSITIVE,
+        "finetune_lr": _POSITIVE,
+        "patience": Interval(int, 1),
+        "max_epochs": Interval(int, 1),
+        "finetune": Bool(),
+        "finetune_max_epochs": Interval(int, 1),
+        "validation_videos": [Instance(
+            (list, tuple), "a list of video indices (ints >= 0)",
+            lambda v: all(isinstance(i, Integral) and not isinstance(i, bool) and i >= 0 for i in v),
+            canonical=lambda v: [int(i) for i in v], invalid=[1, [-1], ["a"]]), None],
+        "validation_fraction": Interval(float, 0, 1, closed="neither"),
+        "tau": Interval(float, 0, 1, closed="left"),
+        "nu": _POSITIVE,
+        "lb": Interval(float),
+        "ub": Interval(float),
+        "sas_decay": Options("symmetric", "paper"),
+        "alarm_threshold": Interval(float, 0, 1, closed="left"),
+        "localize": Bool(),
+        "feature_batch": Interval(int, 1),
+    }
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -129,40 +176,9 @@ class TwoStream(vadx.Detector):
         alarm_threshold: float = 0.5,
         localize: bool = False,
         feature_batch: int = 16,
-        seed: int = 0,
-        progress: bool | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        def positive(name, v, integer=False):
-            ok = isinstance(v, int) and not isinstance(v, bool) if integer else \
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if not ok or v <= 0:
-                raise ValueError(f"{name} must be a positive {'int' if integer else 'number'}, got {v!r}")
-        for n in ("input_size", "hidden", "alpha", "batch_size", "patience", "max_epochs",
-                  "finetune_max_epochs", "feature_batch"):
-            positive(n, locals()[n], integer=True)
-        for n in ("flow_max_magnitude", "source_fps", "anomaly_fps", "normal_fps", "normal_weight",
-                  "anomaly_weight", "head_lr", "finetune_lr", "nu"):
-            positive(n, locals()[n])
-        if not isinstance(backbone, str):
-            raise TypeError(f"backbone must be a backbone name, got {backbone!r}")
-        if object_detector is not None and not (isinstance(object_detector, dict)
-                                                and isinstance(object_detector.get("name"), str)):
-            raise ValueError(f"object_detector must be None or a dict with a 'name' key and the "
-                             f"detector's parameters, got {object_detector!r}")
-        for n, v in (("min_object_confidence", min_object_confidence), ("dropout", dropout),
-                     ("tau", tau), ("alarm_threshold", alarm_threshold)):
-            if not 0.0 <= v < 1.0 or (n == "min_object_confidence" and v > 1.0):
-                raise ValueError(f"{n} must be in [0, 1), got {v!r}")
-        if not lb < ub:
-            raise ValueError(f"lb must be < ub, got lb={lb!r}, ub={ub!r}")
-        if sas_decay not in ("symmetric", "paper"):
-            raise ValueError(f"sas_decay must be 'symmetric' or 'paper', got {sas_decay!r}")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
-        if validation_videos is not None:
-            validation_videos = [int(i) for i in validation_videos]
         self.backbone, self.weights, self.weights_sha256 = backbone, weights, weights_sha256
         self.object_detector, self.min_object_confidence = object_detector, min_object_confidence
         self.input_size, self.flow_max_magnitude = input_size, flow_max_magnitude
@@ -175,8 +191,16 @@ class TwoStream(vadx.Detector):
         self.validation_videos, self.validation_fraction = validation_videos, validation_fraction
         self.tau, self.nu, self.lb, self.ub, self.sas_decay = tau, nu, lb, ub, sas_decay
         self.alarm_threshold, self.localize = alarm_threshold, localize
-        self.feature_batch, self.seed, self.progress = feature_batch, seed, progress
+        self.feature_batch = feature_batch
         self._objects: ObjectDetector | None = None
+
+    def _check_params(self) -> None:
+        if not self.lb < self.ub:
+            raise self._param_error("ub", f"greater than lb = {self.lb!r}")
+
+    def _threshold(self, train_scores: Tensor) -> float:
+        """The paper's alarm rule, SAS > ``alarm_threshold``: not a quantile of training scores."""
+        return float(self.alarm_threshold)
 
     # ------------------------------------------------------------------ parts
     def _object_detector(self) -> ObjectDetector | None:
@@ -206,8 +230,7 @@ class TwoStream(vadx.Detector):
         objects = self._object_detector()
         self.n_object_classes_ = len(objects.classes) if objects is not None else 0
         self.in_features_ = 2 * rgb.out_channels + self.n_object_classes_
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with self.seeded():
             self.net_ = self._new_net(rgb, flow, self.in_features_).to(self.device).eval()
 
     def _build_modules(self) -> None:
@@ -258,31 +281,29 @@ class TwoStream(vadx.Detector):
         state: dict = {}
         start = 0
         total = None if wanted is None else int(wanted.numel())
-        bar = tqdm(total=total, desc="two-stream features", unit="frame", leave=False,
-                   disable=None if self.progress is None else not self.progress)
-        for frames in chunks:
-            t = frames.shape[0]
-            small, flow = self._inputs(state, frames)
-            if wanted is None:
-                sel = torch.arange(t)
-            else:
-                sel = wanted[(wanted >= start) & (wanted < start + t)] - start
-            start += t
-            if sel.numel() == 0:
-                continue
-            sel_d = sel.to(frames.device)
-            small, flow = small[sel_d], flow[sel_d]
-            rf, ff = self._embed(small, flow)
-            out["rgb"].append(rf)
-            out["flow"].append(ff)
-            bag = self._bags(frames[sel_d])
-            if bag is not None:
-                out["bag"].append(bag)
-            if keep_images:
-                out["rgb_img"].append(small.cpu())
-                out["flow_img"].append(flow.cpu())
-            bar.update(int(sel.numel()))
-        bar.close()
+        with self.progress_bar(total, "two-stream features", "frame") as bar:
+            for frames in chunks:
+                t = frames.shape[0]
+                small, flow = self._inputs(state, frames)
+                if wanted is None:
+                    sel = torch.arange(t)
+                else:
+                    sel = wanted[(wanted >= start) & (wanted < start + t)] - start
+                start += t
+                if sel.numel() == 0:
+                    continue
+                sel_d = sel.to(frames.device)
+                small, flow = small[sel_d], flow[sel_d]
+                rf, ff = self._embed(small, flow)
+                out["rgb"].append(rf)
+                out["flow"].append(ff)
+                bag = self._bags(frames[sel_d])
+                if bag is not None:
+                    out["bag"].append(bag)
+                if keep_images:
+                    out["rgb_img"].append(small.cpu())
+                    out["flow_img"].append(flow.cpu())
+                bar.update(int(sel.numel()))
         if wanted is not None and wanted.numel() and int(wanted.max()) >= start:
             raise ValueError(f"indices go up to {int(wanted.max())} but the video has {start} frames")
         width = self.net_.rgb.out_channels
@@ -315,8 +336,7 @@ class TwoStream(vadx.Detector):
             raise ValueError(f"two-stream needs at least 2 videos to hold one out for early stopping "
                              f"(validation_fraction), got {n}; or pass validation_videos=[]")
         k = min(max(1, round(self.validation_fraction * n)), n - 1)
-        g = torch.Generator().manual_seed(self.seed)
-        return sorted(torch.randperm(n, generator=g)[:k].tolist())
+        return sorted(torch.randperm(n, generator=self.generator())[:k].tolist())
 
     def _fit(self, videos, labels):
         val_ids = set(self._split(len(videos)))
@@ -331,23 +351,21 @@ class TwoStream(vadx.Detector):
                                  f"{int(feats['n_frames'])} frames")
             feats["target"] = lab[idx].float()
             (val if i in val_ids else train).append(feats)
-        self._train(train, val, with_images=self.finetune)
-        return torch.tensor([self.alarm_threshold])  # threshold_: the paper's SAS alarm rule
+        return self._train(train, val, with_images=self.finetune)
 
     def fit_features(self, train: list[dict], val: list[dict]) -> TwoStream:
         """Phase 1 only, on features from :meth:`extract_features` with ``"target"`` [n] added.
 
         For experiments that reuse frozen-backbone features across runs (cross-validation); the
-        result scores videos like a fitted detector. Phase 2 needs images: use :meth:`fit`.
+        result scores videos like a fitted detector (``input_shape_`` None: the features do not
+        say which frames they came from). Phase 2 needs images: use :meth:`fit`.
         """
         self._setup()
-        self._train(train, val, with_images=False)
-        self.threshold_ = self.alarm_threshold
-        self.input_shape_ = None
-        self._fitted = True
-        return self
+        return self._complete_fit(self._train(train, val, with_images=False))
 
-    def _train(self, train: list[dict], val: list[dict], *, with_images: bool) -> None:
+    def _train(self, train: list[dict], val: list[dict], *, with_images: bool) -> Tensor:
+        """Phase 1 (and 2 ``with_images``); returns the confidences sigma of the normal training
+        samples under the trained model (``decision_scores_``)."""
         if not train:
             raise ValueError("no training videos left after the validation split")
         cat = lambda parts, k: torch.cat([p[k] for p in parts]).to(self.device)  # noqa: E731
@@ -365,7 +383,7 @@ class TwoStream(vadx.Detector):
             vy, vrf, vff = cat(val, "target"), cat(val, "rgb"), cat(val, "flow")
             vbag = cat(val, "bag") if bags else None
         net = self.net_
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = self.generator()
         common = dict(model=net, targets=y, batch_size=self.batch_size, alpha=self.alpha,
                       normal_weight=self.normal_weight, anomaly_weight=self.anomaly_weight,
                       patience=self.patience, generator=gen, progress=self.progress)
@@ -380,8 +398,7 @@ class TwoStream(vadx.Detector):
                                           self.anomaly_weight).mean())
 
         history: dict[str, Any] = {}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)  # dropout masks
+        with self.seeded():  # dropout masks
             history["phase1"] = run_phase(
                 params=list(net.head.parameters()),
                 logits_of=lambda i: net.logit(rf[i], ff[i], bag[i] if bags else None),
@@ -418,6 +435,20 @@ class TwoStream(vadx.Detector):
         history["n_train_samples"] = int(y.numel())
         history["n_val_samples"] = int(vy.numel()) if has_val else 0
         self.history_ = history
+        # decision_scores_: sigma of the normal training samples, from what is in memory: the
+        # cached features (frozen backbones), or the images when phase 2 changed the backbones
+        normal = (y == 0).nonzero().squeeze(1)
+        with torch.no_grad():
+            if with_images:
+                ni = normal.cpu()
+                logit = torch.cat([
+                    net(ri[ni[s:s + self.feature_batch]].to(self.device),
+                        fi[ni[s:s + self.feature_batch]].to(self.device),
+                        bag[normal[s:s + self.feature_batch]] if bags else None)
+                    for s in range(0, ni.numel(), self.feature_batch)])
+            else:
+                logit = net.logit(rf[normal], ff[normal], bag[normal] if bags else None)
+        return torch.sigmoid(logit.float())
 
     # ------------------------------------------------------------------ scoring
     def _update(self, state: dict, frames: Tensor) -> vadx.Scores:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
+
+from vadx import progress as _progress
 
 EXCLUDED = -1  # frame label of a soft-anomaly frame left out of training (paper §3.4)
 
@@ -81,7 +82,7 @@ def run_phase(
     max_epochs: int,
     generator: torch.Generator,
     train_mode: Callable[[bool], None],
-    progress: bool | None,
+    progress: bool,
     desc: str,
 ) -> dict:
     """Train ``params`` with Adam on hard-mined batches; early-stop on ``val_loss`` (patience).
@@ -95,6 +96,8 @@ def run_phase(
         logits_of: sample indices -> logits (with the graph when grad is enabled).
         targets: ``[N]`` 0/1 labels of the training samples.
         train_mode: switches the trainable modules between training and inference behaviour.
+        progress: show a progress bar of the epochs (:func:`vadx.progress.bar`) with the last
+            batch's loss and the validation loss.
     Returns:
         ``{"val_loss": [per epoch], "best_epoch": int | None, "epochs": int}``.
     """
@@ -102,36 +105,35 @@ def run_phase(
     n = targets.numel()
     history: dict = {"val_loss": [], "best_epoch": None, "epochs": 0}
     best, best_state, wait = math.inf, None, 0
-    bar = tqdm(range(max_epochs), desc=desc, unit="epoch", disable=None if progress is None else not progress,
-               leave=False)
-    for epoch in bar:
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, alpha * batch_size):
-            cand = order[start:start + alpha * batch_size]
+    with _progress.bar(max_epochs, desc, "epoch", show=progress) as bar:
+        for epoch in range(max_epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, alpha * batch_size):
+                cand = order[start:start + alpha * batch_size]
+                train_mode(False)
+                with torch.no_grad():
+                    losses = weighted_bce(logits_of(cand), targets[cand], normal_weight, anomaly_weight)
+                chosen = cand[hard_mine(losses, batch_size)]
+                train_mode(True)
+                loss = weighted_bce(logits_of(chosen), targets[chosen], normal_weight, anomaly_weight).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             train_mode(False)
-            with torch.no_grad():
-                losses = weighted_bce(logits_of(cand), targets[cand], normal_weight, anomaly_weight)
-            chosen = cand[hard_mine(losses, batch_size)]
-            train_mode(True)
-            loss = weighted_bce(logits_of(chosen), targets[chosen], normal_weight, anomaly_weight).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        train_mode(False)
-        history["epochs"] = epoch + 1
-        if val_loss is None:
-            continue
-        v = float(val_loss())
-        history["val_loss"].append(v)
-        bar.set_postfix(val_loss=f"{v:.4f}")
-        if v < best:
-            best, wait, history["best_epoch"] = v, 0, epoch + 1
-            best_state = copy.deepcopy({k: t.detach().clone() for k, t in model.state_dict().items()})
-        else:
-            wait += 1
-            if wait >= patience:
-                break
-    bar.close()
+            history["epochs"] = epoch + 1
+            if val_loss is None:
+                bar.update(1, loss=loss.detach())
+                continue
+            v = float(val_loss())
+            history["val_loss"].append(v)
+            bar.update(1, loss=loss.detach(), val_loss=f"{v:.4f}")
+            if v < best:
+                best, wait, history["best_epoch"] = v, 0, epoch + 1
+                best_state = copy.deepcopy({k: t.detach().clone() for k, t in model.state_dict().items()})
+            else:
+                wait += 1
+                if wait >= patience:
+                    break
     if best_state is not None:
         model.load_state_dict(best_state)
     train_mode(False)

@@ -7,6 +7,8 @@ import numbers
 import torch
 from torch import Tensor
 
+from vadx.ops._checks import check_same_device
+
 __all__ = ["accumulator_score"]
 
 
@@ -45,7 +47,8 @@ def accumulator_score(
         lb, ub: finite clipping bounds, ``lb < ub``.
         x0: initial accumulator per stream, ``[B]`` (``[]`` or a number for 1-D sigma); default
             ``lb`` (as the authors' code). Pass the previous call's ``x_last`` here to continue a
-            stream chunk by chunk: the chunks' scores equal the one-shot scores.
+            stream chunk by chunk: the chunks' scores equal the one-shot scores. A tensor x0 must
+            be on sigma's device.
         decay: ``"symmetric"`` (default) or ``"paper"``, see above.
 
     Returns:
@@ -82,6 +85,7 @@ def accumulator_score(
     elif isinstance(x0, numbers.Real):
         x0 = torch.full((B,), float(x0), dtype=torch.float64, device=sigma.device)
     elif isinstance(x0, Tensor):
+        check_same_device("accumulator_score", "sigma", sigma, x0=x0)
         if single and x0.dim() == 0:
             x0 = x0.reshape(1)
         x0 = x0.detach().to(torch.float64)  # the accumulator state is float64
@@ -95,10 +99,3 @@ def accumulator_score(
     if single:
         return s[0], x_last[0]
     return s, x_last
-
-
-@torch.library.register_fake("vadx::accumulator_score")
-def _accumulator_score_fake(sigma, tau, nu, lb, ub, x0, decay):
-    torch._check(sigma.dim() == 2, lambda: f"sigma must be [B, T], got {sigma.dim()}-D")
-    torch._check(x0.dim() == 1 and x0.shape[0] == sigma.shape[0], lambda: "x0 must be [B]")
-    return sigma.new_empty(sigma.shape), x0.new_empty(x0.shape)

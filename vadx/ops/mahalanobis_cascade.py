@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vadx.ops._checks import check_same_device
+
 __all__ = ["fit_gaussian", "mahalanobis_cascade"]
 
 
@@ -54,24 +56,19 @@ def mahalanobis_cascade(
         stage 2 did not run), ``label`` ``[B, H, W]`` uint8 as above.
 
     Raises:
-        ValueError / TypeError: mismatched shapes (naming ``m`` and ``h``), dtypes or devices, or
-        ``beta > alpha``.
+        ValueError / TypeError: mismatched shapes (naming ``m`` and ``h``) or dtypes, a parameter
+        on another device than feats (ValueError naming it, the expected and the actual device),
+        or ``beta > alpha``.
     """
     if not isinstance(feats, Tensor):
         raise TypeError(f"mahalanobis_cascade: feats must be a torch.Tensor, got {type(feats).__name__}")
+    check_same_device("mahalanobis_cascade", "feats", feats, mu1=mu1, w1=w1, ct_weight=ct_weight,
+                      ct_bias=ct_bias, mu2=mu2, w2=w2)
     if isinstance(ct_weight, Tensor) and ct_weight.dim() == 4 and ct_weight.shape[2:] == (1, 1):
         ct_weight = ct_weight.flatten(1)
     return torch.ops.vadx.mahalanobis_cascade(
         feats, mu1, w1, float(beta), float(alpha), ct_weight, ct_bias, mu2, w2, float(phi)
     )
-
-
-@torch.library.register_fake("vadx::mahalanobis_cascade")
-def _mahalanobis_cascade_fake(feats, mu1, w1, beta, alpha, ct_weight, ct_bias, mu2, w2, phi):
-    torch._check(feats.dim() == 4, lambda: f"feats must be [B, m, H, W], got {feats.dim()}-D")
-    B, _, H, W = feats.shape
-    d1 = feats.new_empty((B, H, W))
-    return d1, feats.new_empty((B, H, W)), feats.new_empty((B, H, W), dtype=torch.uint8)
 
 
 def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Tensor]:

@@ -19,12 +19,18 @@ def _is_int(v) -> bool:
     return isinstance(v, (numbers.Integral, torch.SymInt)) and not isinstance(v, bool)
 
 
+def _int(v):
+    # A SymInt stays symbolic (int() would specialise the compiled graph on its value): the op's
+    # schema takes SymInt[2].
+    return v if isinstance(v, torch.SymInt) else int(v)
+
+
 def _pair(fn: str, name: str, v) -> Pair:
     """An int or an (h, w) pair of ints as an (h, w) tuple."""
     if _is_int(v):
-        return int(v), int(v)
+        return _int(v), _int(v)
     if isinstance(v, Sequence) and len(v) == 2 and all(_is_int(e) for e in v):
-        return int(v[0]), int(v[1])
+        return _int(v[0]), _int(v[1])
     raise TypeError(f"{fn}: {name} must be an int or an (h, w) pair of ints, got {v!r}")
 
 
@@ -54,7 +60,9 @@ def rollback_coverage(weights: Tensor, size, jump, offset, out_size) -> Tensor:
         offset: ``P``, how far the first cell's field starts before pixel 0 (the accumulated
             padding), in [-2^31, 2^31). Negative values (a field starting inside the frame, e.g.
             when the frame was cropped before the network) are allowed.
-        out_size: the input frame size ``(H0, W0)``, each >= 0.
+        out_size: the input frame size ``(H0, W0)``, each >= 0 (e.g. ``frame.shape[-2:]``:
+            under ``torch.compile(dynamic=True)`` these stay symbolic, so one compiled graph
+            serves every frame size).
 
     Returns:
         ``[B, H0, W0]`` (or ``[H0, W0]``) coverage in weights' floating dtype.
@@ -93,13 +101,6 @@ def rollback_coverage(weights: Tensor, size, jump, offset, out_size) -> Tensor:
                 (("size", size), ("jump", jump), ("offset", offset), ("out_size", out_size))]
     cov = torch.ops.vadx.rollback_coverage(w, *geometry)
     return cov[0] if single else cov
-
-
-@torch.library.register_fake("vadx::rollback_coverage")
-def _rollback_coverage_fake(weights, size, jump, offset, out_size):
-    torch._check(weights.dim() == 3, lambda: f"weights must be [B, Hk, Wk], got {weights.dim()}-D")
-    torch._check(len(out_size) == 2, lambda: f"out_size must be (h, w), got {out_size}")
-    return weights.new_empty((weights.shape[0], out_size[0], out_size[1]))
 
 
 def receptive_field(layers) -> tuple[Pair, Pair, Pair]:

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
+from vadx.ops._checks import check_same_device
+
 __all__ = ["reconstruction_error", "sista", "tsc_dictionary_step"]
 
 # A^T A per dictionary, for calls that record no gradient: {A: (key of its contents, gram)}.
@@ -87,7 +89,7 @@ def sista(
             enforced, see :func:`tsc_dictionary_step`).
         lambda1, lambda2, gamma: sparsity weight, temporal-coherence weight and step parameter
             (ISTA converges for ``gamma >= ||A||_2^2``), Python numbers or 0-d tensors (learnable:
-            they get gradients when they require grad).
+            they get gradients when they require grad) on x's device or the CPU.
         S: ``[B, T]`` similarities, ``S[:, t] = S_{t-1,t}``; ``S[:, 0]`` couples frame 1 to
             ``alpha0``.
         alpha0: initial codes ``[B, n]``, or ``[n]`` shared by all items.
@@ -98,7 +100,8 @@ def sista(
         codes ``[B, T, n]`` in x's dtype: ``codes[:, t] = alpha_{t+1}``.
 
     Raises:
-        ValueError / TypeError: a bad argument, naming it with the expected and the actual value.
+        ValueError / TypeError: a bad argument, naming it with the expected and the actual value
+            (shape, dtype, or device: every tensor must be on x's device).
 
     Example:
         >>> x, A = torch.randn(21, 10, 64), torch.nn.functional.normalize(torch.randn(64, 128), dim=0)
@@ -111,6 +114,7 @@ def sista(
             raise TypeError(f"sista: {name} must be a torch.Tensor, got {type(v).__name__}")
     if not isinstance(K, numbers.Integral) or isinstance(K, bool):
         raise TypeError(f"sista: K must be an int, got {type(K).__name__}")
+    check_same_device("sista", "x", x, A=A, S=S, alpha0=alpha0)
     dtype = x.dtype if x.is_floating_point() else torch.float64  # the op reports a bad x dtype
     lambda1 = _scalar("lambda1", lambda1, x, dtype)
     lambda2 = _scalar("lambda2", lambda2, x, dtype)
@@ -128,10 +132,14 @@ def sista(
 
 
 def _scalar(name: str, v, x: Tensor, dtype: torch.dtype) -> Tensor:
-    """A number or 0-d tensor as a 0-d tensor on x's device (differentiably for tensors)."""
+    """A number or 0-d tensor as a 0-d tensor on x's device (differentiably for tensors). A 0-d
+    tensor on the CPU is moved there, as PyTorch's ops take CPU scalars; any other device than
+    x's is an error."""
     if isinstance(v, Tensor):
         if v.dim() != 0:
             raise ValueError(f"sista: {name} must be a number or a 0-d tensor, got shape {tuple(v.shape)}")
+        if v.device.type != "cpu":
+            check_same_device("sista", "x", x, **{name: v})
         return v.to(device=x.device, dtype=dtype)
     if isinstance(v, numbers.Real) and not isinstance(v, bool):
         return torch.tensor(float(v), dtype=dtype, device=x.device)
@@ -151,30 +159,6 @@ def _cached_gram(A: Tensor) -> Tensor | None:
         gram = A.mT @ A
     _gram_cache[A] = (key, gram)
     return gram
-
-
-@torch.library.register_fake("vadx::sista")
-def _sista_fake(x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode):
-    torch._check(x.dim() == 3, lambda: f"x must be [B, T, d], got {x.dim()}-D")
-    torch._check(A.dim() == 2, lambda: f"A must be [d, n], got {A.dim()}-D")
-    B, T, _ = x.shape
-    n = A.shape[1]
-    return x.new_empty((B, T, n)), x.new_empty((T, K, B, n))
-
-
-@torch.library.register_fake("vadx::sista_backward")
-def _sista_backward_fake(grad, x, A, gram, lambda1, lambda2, gamma, S, codes, states, mode):
-    n = A.shape[1]
-    return (
-        x.new_empty(x.shape),
-        A.new_empty(A.shape),
-        A.new_empty((n, n)),
-        x.new_empty(()),
-        x.new_empty(()),
-        x.new_empty(()),
-        x.new_empty(S.shape),
-        x.new_empty((x.shape[0], n)),
-    )
 
 
 def _setup_context(ctx, inputs, output):
@@ -248,6 +232,7 @@ def _check_codes(fn: str, x: Tensor, A: Tensor, alpha: Tensor) -> None:
     for name, v in (("x", x), ("A", A), ("alpha", alpha)):
         if not isinstance(v, Tensor):
             raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(v).__name__}")
+    check_same_device(fn, "x", x, A=A, alpha=alpha)
     if A.dim() != 2:
         raise ValueError(f"{fn}: A must be 2-D [d, n], got shape {tuple(A.shape)}")
     d, n = A.shape

@@ -1,9 +1,9 @@
-"""vadx.background: the most-occurrence-frequency (MOF) background model."""
+"""vadx_bg_ensemble.background: the most-occurrence-frequency (MOF) background model."""
 
 import pytest
 import torch
 
-from vadx.background import MOFBackground, remove_background
+from vadx_bg_ensemble.background import MOFBackground, remove_background
 
 
 def scene(T=60, H=20, W=30, C=1, seed=0):
