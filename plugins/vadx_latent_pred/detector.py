@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import vadx
-from vadx.params import Bool, Ints, Interval
+from vadx.frame_cache import FrameCache
+from vadx.params import Bool, Ints, Interval, Options
+from vadx.precision import PRECISIONS
 from vadx_latent_pred.model import LatentPredNet
 from vadx_latent_pred.preprocess import interpolate, model_size
 from vadx_latent_pred.training import train
@@ -71,6 +73,9 @@ class LatentPred(vadx.Detector):
         stage1_epochs, converge_tol: when the two-stage training switches (above).
         clip_length, batch_size, clip_fraction: training batches (above).
         maps: also return P-MSE localization maps.
+        train_precision: ``"auto"`` (bf16 autocast where the processor computes bf16 natively,
+            :mod:`vadx.precision`; 2.1x faster training steps on this project's AVX512-BF16 CPU),
+            ``"bf16"`` or ``"fp32"``. Training only: scoring always runs in float32.
 
     ``seed`` (weight initialisation, order of the training clips) and ``progress`` (a bar with
     the loss and stage while training) are :class:`vadx.Detector` parameters.
@@ -95,6 +100,7 @@ class LatentPred(vadx.Detector):
         "batch_size": Interval(int, 1),
         "clip_fraction": Interval(float, 0, 1, closed="right"),
         "maps": Bool(),
+        "train_precision": Options(*PRECISIONS),
     }
 
     @classmethod
@@ -110,7 +116,7 @@ class LatentPred(vadx.Detector):
                  lr_decay: float = 0.1, lr_step: int = 20, weight_decay: float = 0.001,
                  stage1_epochs: int | None = None, converge_tol: float = 0.02,
                  clip_length: int = 32, batch_size: int = 2, clip_fraction: float = 1.0,
-                 maps: bool = False, **kwargs):
+                 maps: bool = False, train_precision: str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.input_height = input_height
         self.k = k
@@ -129,6 +135,7 @@ class LatentPred(vadx.Detector):
         self.batch_size = batch_size
         self.clip_fraction = clip_fraction
         self.maps = maps
+        self.train_precision = train_precision
 
     def _check_params(self) -> None:
         multiple = 2 ** self.encoder_blocks
@@ -152,11 +159,12 @@ class LatentPred(vadx.Detector):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, videos, labels):
-        resized, total, n = [], None, 0
+        # each frame decoded and resized once, kept as uint8 (bounded memory, vadx.frame_cache)
+        cache, total, n = FrameCache(), None, 0
         for video in videos:
-            parts = []
+            cache.new_video()
             for chunk in video:
-                if not resized and not parts and total is None:
+                if total is None:
                     self.in_channels_ = int(chunk.shape[1])
                     self.size_ = list(model_size(tuple(chunk.shape[-2:]), self.input_height,
                                                  2 ** self.encoder_blocks))
@@ -167,22 +175,24 @@ class LatentPred(vadx.Detector):
                 s = x.double().sum(0)
                 total = s if total is None else total + s
                 n += x.shape[0]
-                parts.append(x.round().clamp(0, 255).to(torch.uint8))
-            resized.append(torch.cat(parts) if parts else torch.empty(0))
+                cache.add(x.round().clamp(0, 255).to(torch.uint8))
         if n == 0:
             raise ValueError("videos: the training videos hold no frames")
         # per-pixel mean over all training frames (Sec. 3.1), in the network's [0, 1] units
         self.background_ = (total / n / 255.0).float()
+        resized = cache.videos()
+        prep = lambda f: interpolate(f.to(self.device), self.size_) / 255.0 - self.background_  # noqa: E731
         with self.seeded():
             self._build_modules()
             self.net_.to(self.device)
             self.train_log_ = train(
-                self.net_, resized, lambda f: interpolate(f, self.size_) / 255.0 - self.background_,
+                self.net_, resized, prep,
                 k=self.k, horizon=self.horizon, clip_length=self.clip_length,
                 batch_size=self.batch_size, epochs=self.epochs, stage1_epochs=self.stage1_epochs,
                 converge_tol=self.converge_tol, lr=self.lr, lr_decay=self.lr_decay,
                 lr_step=self.lr_step, weight_decay=self.weight_decay,
-                clip_fraction=self.clip_fraction, generator=self.generator(), progress=self.progress)
+                clip_fraction=self.clip_fraction, generator=self.generator(), progress=self.progress,
+                precision=self.train_precision)
         # training scores: their median scores the warm-up frames, their quantile is threshold_
         self.warmup_score_ = 0.0
         need = self.k + self.horizon - 1
@@ -193,7 +203,7 @@ class LatentPred(vadx.Detector):
                 for v in resized:
                     state: dict = {}
                     for i in range(0, v.shape[0], self.chunk_size):
-                        scores.append(self._update(state, v[i:i + self.chunk_size]).frame)
+                        scores.append(self._update(state, v[i:i + self.chunk_size].to(self.device)).frame)
                     warm.append(torch.arange(v.shape[0]) < need)
         finally:
             self.maps = maps
@@ -201,6 +211,7 @@ class LatentPred(vadx.Detector):
         predicted = scores[~warm]
         self.warmup_score_ = float(predicted.median()) if predicted.numel() else 0.0
         scores[warm] = self.warmup_score_
+        cache.close()
         return scores
 
     # ------------------------------------------------------------------ score

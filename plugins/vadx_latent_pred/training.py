@@ -27,6 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+import vadx.precision
 import vadx.progress
 from vadx_latent_pred.model import LatentPredNet
 
@@ -61,25 +62,29 @@ def clip_losses(net: LatentPredNet, x: Tensor, k: int, horizon: int) -> tuple[Te
     # frame q is rebuilt from its own code and frame q-1's skip maps
     skips = [f.unflatten(0, (b, n))[:, :-1].flatten(0, 1) for f in feats[:-1]]
     rec = net.decoder(z[:, 1:].flatten(0, 1), skips)
-    loss_r = (rec - x[:, 1:].flatten(0, 1)).square().flatten(1).sum(1).mean() * (k - 1)
+    # losses in float32 whatever the autocast precision of the networks (long sums)
+    loss_r = (rec.float() - x[:, 1:].flatten(0, 1)).square().flatten(1).sum(1).mean() * (k - 1)
     n_win = n - k - horizon + 1
     inputs = z.unfold(1, k, 1)[:, :n_win]  # [B, n_win, c, h, w, k]
     inputs = inputs.permute(0, 1, 2, 5, 3, 4).flatten(0, 1)  # [B*n_win, c, k, h, w]
     pred = net.motion(inputs)
     target = z[:, k + horizon - 1:].flatten(0, 1).detach()
-    loss_p = (pred - target).square().flatten(1).sum(1).mean()
+    loss_p = (pred.float() - target.float()).square().flatten(1).sum(1).mean()
     return loss_r, loss_p
 
 
 def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Tensor], *, k: int,
           horizon: int, clip_length: int, batch_size: int, epochs: int, stage1_epochs: int | None,
           converge_tol: float, lr: float, lr_decay: float, lr_step: int, weight_decay: float,
-          clip_fraction: float, generator: torch.Generator, progress: bool) -> dict:
+          clip_fraction: float, generator: torch.Generator, progress: bool,
+          precision: str = "fp32") -> dict:
     """Train ``net`` in place on uint8 videos ``[T, C, H, W]`` (already at the model's size).
 
     ``prep`` turns uint8 frames into the network's input (background subtracted); ``generator``
-    draws the order of the clips; ``progress`` shows a bar (:func:`vadx.progress.bar`). Returns
-    the training log: per-epoch mean losses, the stage of each epoch and the epoch stage 2 began.
+    draws the order of the clips; ``progress`` shows a bar (:func:`vadx.progress.bar`);
+    ``precision`` (:func:`vadx.precision.resolve`) may run the forward passes under bf16
+    autocast (the losses are summed in float32). Returns the training log: per-epoch mean
+    losses, the stage of each epoch, the epoch stage 2 began and the precision used.
     """
     span = k + horizon
     clips = clips_of([int(v.shape[0]) for v in videos], clip_length, span)
@@ -100,8 +105,9 @@ def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Ten
     weights = net.conv_weights()
     cap = stage1_epochs if stage1_epochs is not None else math.ceil(epochs / 2)
     stage, stage2_from = 1, None
+    device = next(net.parameters()).device
     log = {"epochs": [], "stage2_from_epoch": None, "clips_per_epoch": per_epoch,
-           "clips_total": len(clips)}
+           "clips_total": len(clips), "precision": vadx.precision.resolve(precision, device)}
     net.train()
     total = epochs * steps_per_epoch
     with vadx.progress.bar(total, "latent-pred training", "step", show=progress) as bar:
@@ -118,7 +124,8 @@ def train(net: LatentPredNet, videos: list[Tensor], prep: Callable[[Tensor], Ten
             sums = {"rec": 0.0, "pred": 0.0}
             for batch in batches:
                 x = torch.stack([prep(videos[v][s:s + n]) for v, s, n in batch])
-                loss_r, loss_p = clip_losses(net, x, k, horizon)
+                with vadx.precision.autocast(precision, device):
+                    loss_r, loss_p = clip_losses(net, x, k, horizon)
                 l2 = sum(w.square().sum() for w in weights)
                 loss = lam_r * loss_r + lam_p * loss_p + weight_decay * l2
                 opt.zero_grad(set_to_none=True)
