@@ -1,5 +1,6 @@
 """vadx.testing.check_detector: passes a conforming plugin, and catches each broken rule."""
 
+import os
 import sys
 
 import pytest
@@ -7,7 +8,6 @@ import torch
 from conftest import FIXTURES
 
 import vadx
-from vadx.params import Interval
 from vadx.testing import check_detector, make_video
 
 sys.path.insert(0, str(FIXTURES / "vadx-frame-diff"))
@@ -58,41 +58,43 @@ def test_converting_before_the_check_is_caught():
     _expect(Converting, r"min_std='text' raised ValueError.*expected vadx.ParameterError")
 
 
+class _Shifted(_Broken):
+    """Scores shifted by ``_shift(frames)``: the broken detectors below differ only there."""
+
+    def _update(self, state, frames):
+        s = super()._update(state, frames)
+        s.frame = s.frame + self._shift(frames)
+        return s
+
+
 def test_streaming_that_depends_on_chunking_is_caught():
-    class ChunkDependent(_Broken):
-        def _update(self, state, frames):
-            s = super()._update(state, frames)
-            s.frame = s.frame + frames.shape[0]  # depends on how the stream was cut
-            return s
+    class ChunkDependent(_Shifted):
+        def _shift(self, frames):
+            return frames.shape[0]  # depends on how the stream was cut
     _expect(ChunkDependent, "streaming in chunks of .* differs from offline scoring")
 
 
 def test_state_lost_in_save_load_is_caught():
-    class Forgetful(_Broken):
+    class Forgetful(_Shifted):
         def _fit(self, videos, labels):
             out = super()._fit(videos, labels)
             self._secret = 3.0  # not a fitted attribute (no trailing _): not saved
             return out
 
-        def _update(self, state, frames):
-            s = super()._update(state, frames)
-            s.frame = s.frame + getattr(self, "_secret", 0.0)
-            return s
+        def _shift(self, frames):
+            return getattr(self, "_secret", 0.0)
     _expect(Forgetful, "scores after save/load are not bit-identical")
 
 
 def test_an_unseeded_fit_is_caught():
-    class Unseeded(_Broken):
+    class Unseeded(_Shifted):
         def _fit(self, videos, labels):
             out = super()._fit(videos, labels)
-            self.noise_ = torch.tensor(float(torch.empty(1).uniform_(generator=torch.Generator().manual_seed(
-                int.from_bytes(__import__("os").urandom(4), "little")))))
+            self.noise_ = torch.tensor(int.from_bytes(os.urandom(4), "little") / 2**32)  # not from seed
             return out
 
-        def _update(self, state, frames):
-            s = super()._update(state, frames)
-            s.frame = s.frame + self.noise_
-            return s
+        def _shift(self, frames):
+            return self.noise_
     _expect(Unseeded, "two fits with seed=0 disagree")
 
 
