@@ -17,6 +17,12 @@ UCSD Ped2.
   with ``-k "not ped2"`` for the speed tests alone.
 - training speed, group "latent-pred training step": seconds per step in float32 and bf16 side
   by side.
+- diagnosis, ``test_ped2_diagnosis``: on the model the accuracy test saved (bench/.models/, not
+  committed; its SHA-256 goes in the result), why Ped2 test video 12 scores below chance (how much
+  P-MSE the anomaly's pixels get against the other moving pixels; whether its block is ever the
+  frame's worst) and how other poolings of the Z-MSE map score (mean = the paper's, max, and
+  per-location z-scores with the training videos' statistics). Writes
+  bench/results/latent_pred_ped2_diagnosis.json.
 
 Run: pytest bench/test_latent_pred.py -p no:logging
 """
@@ -38,6 +44,7 @@ from vadx.postprocess import PostProcess
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PED2 = SHARED / "data" / "ucsd_ped2"
 RESULTS = Path(__file__).resolve().parent / "results" / "latent_pred_ped2.json"
+MODELS = Path(__file__).resolve().parent / ".models"  # fitted models of the Ped2 runs (ignored by git)
 
 # The detector's defaults: 20 epochs over all clips at 1e-3 (/10 after 15), both stages of eq. 1,
 # bf16 autocast training where the CPU has native bf16. PAPER_SCHEDULE is the paper's (50 epochs
@@ -200,5 +207,86 @@ def test_ped2_accuracy():
     )
     evaluation.write_result(RESULTS if seed == 0 else RESULTS.with_name(f"latent_pred_ped2_seed{seed}.json"),
                             result)
+    if not paper:
+        det.save(MODELS / f"latent_pred_ped2_seed{seed}.vadx")  # for test_ped2_diagnosis
     print(json.dumps({k: v for k, v in result.items() if k not in ("train_log", "params")}, indent=2))
     assert res["frame_auc"] > 0.5 and norm["frame_auc"] > 0.5
+
+
+def _zmse_maps(det, video):
+    """Per-location Z-MSE ``[t, h, w]`` of the frames with a full history (mean over channels)."""
+    need = det.k + det.horizon - 1
+    frames = torch.cat([torch.as_tensor(c) for c in video])
+    with torch.inference_mode():
+        x = det._prep(frames)
+        z = torch.cat([det.net_.encoder(x[i:i + 64])[-1] for i in range(0, len(x), 64)])
+        w = z.unfold(0, det.k, 1)[:len(z) - need]
+        pred = torch.cat([det.net_.motion(w[i:i + 64].permute(0, 1, 4, 2, 3)) for i in range(0, len(w), 64)])
+    return (pred - z[need:]).square().mean(1).double()
+
+
+def test_ped2_diagnosis():
+    import hashlib
+
+    import numpy as np
+
+    from vadx.metrics import roc_auc
+
+    model = MODELS / "latent_pred_ped2_seed0.vadx"
+    if not PED2.is_dir() or not model.is_file():
+        pytest.skip(f"needs UCSD Ped2 and {model} (written by test_ped2_accuracy)")
+    torch.set_num_threads(THREADS)
+    ds = vadx.data.load("ucsd-ped2", PED2)
+    det = vadx.load(model)
+    need = det.k + det.horizon - 1
+
+    # 1. video 12: P-MSE maps (decoded predicted codes) inside the anomaly's mask vs on the other
+    #    moving pixels (|frame difference| > 20 grey levels), and the mask's rank among 30x30 blocks
+    v12 = ds.test[11]
+    frames = torch.as_tensor(np.asarray(v12.read()))
+    det.maps = True
+    maps = det.score(frames).maps.numpy()
+    det.maps = False
+    masks = np.asarray(v12.masks.read())
+    grey = frames[:, 0].numpy().astype(np.float32)
+    moving = np.zeros(grey.shape, bool)
+    moving[1:] = np.abs(np.diff(grey, axis=0)) > 20
+    anomalous = np.flatnonzero(masks.any((1, 2)))
+    inside = np.mean([maps[i][masks[i]].mean() for i in anomalous])
+    others = np.mean([maps[i][moving[i] & ~masks[i]].mean() for i in anomalous])
+    h, w = (s // 30 * 30 for s in maps.shape[1:])
+    top = [maps[i][masks[i]].max() >= maps[i, :h, :w].reshape(h // 30, 30, w // 30, 30).max((1, 3)).max()
+           for i in anomalous]
+    xs = [np.nonzero(masks[i])[1].mean() for i in anomalous]
+    video12 = {
+        "anomalous_frames": [int(anomalous[0]), int(anomalous[-1])],
+        "mask_area_fraction_mean": float(masks[anomalous].mean()),
+        "anomaly_speed_px_per_frame": float((xs[-1] - xs[0]) / (len(xs) - 1)),
+        "pmse_in_mask_over_other_moving_pixels": float(inside / others),
+        "frames_where_mask_block_is_the_worst": f"{int(sum(top))}/{len(top)}",
+    }
+
+    # 2. pooling of the Z-MSE map: statistics per location from the training videos only
+    train = torch.cat([_zmse_maps(det, v) for v in ds.train])
+    mu, floor = train.mean(0), train.std(0) + train.std(0).mean()
+    pooled = {"mean (paper)": [], "max": [], "z-score mean": [], "z-score max": []}
+    labels = []
+    for v in ds.test:
+        e = _zmse_maps(det, v)
+        zs = (e - mu) / floor
+        for key, val in (("mean (paper)", e.flatten(1).mean(1)), ("max", e.flatten(1).amax(1)),
+                         ("z-score mean", zs.flatten(1).mean(1)), ("z-score max", zs.flatten(1).amax(1))):
+            pooled[key].append(val.numpy())
+        labels.append(np.asarray(v.labels)[need:])
+    labels = np.concatenate(labels)
+    pooling = {k: roc_auc(np.concatenate(v), labels) for k, v in pooled.items()}
+
+    result = evaluation.bench_record(
+        det, detector="latent-pred", dataset="ucsd-ped2",
+        model={"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()},
+        video12=video12,
+        pooling_frame_auc_micro_excluding_warmup=pooling,
+        command="pytest bench/test_latent_pred.py -k ped2 -p no:logging -s  (accuracy, then diagnosis)")
+    evaluation.write_result(RESULTS.with_name("latent_pred_ped2_diagnosis.json"), result)
+    print(json.dumps({k: v for k, v in result.items() if k != "params"}, indent=2))
+    assert 0.0 <= pooling["mean (paper)"] <= 1.0
