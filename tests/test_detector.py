@@ -9,6 +9,7 @@ from helpers import make_dist, make_video
 from safetensors.torch import save_file
 
 import vadx
+import vadx.io
 from vadx.detector import VideoChunks
 from vadx.model_file import read_header as read_model_header
 
@@ -188,3 +189,42 @@ def test_to_device_moves_fitted_state(mean_level, device, tmp_path):
     det.save(tmp_path / "m.safetensors")  # saved from any device, loaded where asked
     loaded = vadx.load(tmp_path / "m.safetensors", device=device)
     assert loaded.level_.device.type == device
+
+
+def test_streams_know_the_frame_rate_and_refuse_bad_ones():
+    class Clock(vadx.Detector):
+        """Scores every frame with its time in seconds: needs the video's frame rate."""
+        name = "clock-test"
+
+        def _fit(self, videos, labels):
+            self.fps_seen_ = torch.tensor([v.fps or 0.0 for v in videos])
+            return torch.zeros(sum(len(torch.cat(list(v))) for v in videos))
+
+        def _start_video(self, state, fps):
+            state["fps"], state["n"] = fps or 1.0, 0
+
+        def _update(self, state, frames):
+            t = (torch.arange(frames.shape[0]) + state["n"]) / state["fps"]
+            state["n"] += frames.shape[0]
+            return vadx.Scores(t.float())
+
+    video = make_video(6, H=8, W=8)
+    det = Clock().fit([vadx.io.open_video(video, fps=2.0), video])
+    assert det.fps_seen_.tolist() == [2.0, 0.0]  # training videos carry their rate too
+    assert det.score(video, fps=2.0).frame.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert det.score(vadx.io.open_video(video, fps=2.0)).frame[1] == 0.5  # the reader's own rate
+    assert det.score(video).frame[1] == 1.0  # unknown: the detector's fallback
+    stream = det.stream(fps=4.0)
+    assert stream.fps == 4.0 and stream.update(video[:3]).frame[2] == 0.5
+    stream.reset()  # a new video starts the clock again, at the same rate
+    assert stream.update(video[:2]).frame.tolist() == [0.0, 0.25]
+    for bad in (0, -1.0, float("nan"), float("inf"), "30", True):
+        with pytest.raises(ValueError, match=r"fps must be None or a finite number > 0 \(frames per "
+                                             r"second\), got"):
+            det.stream(fps=bad)
+
+    class Chunks(list):
+        fps = -3  # a source that reports a broken rate
+
+    with pytest.raises(ValueError, match=r"video.fps must be None or a finite number > 0.*got -3"):
+        det.score(Chunks([video]))

@@ -85,9 +85,52 @@ def test_sas_removes_isolated_false_spikes():
     sigma = torch.full((60,), 0.1)
     sigma[[10, 25, 40]] = 0.97  # isolated false positives of the classifier
     sigma[50:60] = 0.9  # a sustained anomaly (from LB = -7, +1.6 per frame: above 0.5 at its 5th frame)
-    s, _ = accumulator_score(sigma, det.tau, det.nu, det.lb, det.ub, det.lb, det.sas_decay)
+    nu = det.step_per_frame(30.0)  # the paper's 30 frames/s: nu = 2 per frame
+    assert nu == 2.0
+    s, _ = accumulator_score(sigma, det.tau, nu, det.lb, det.ub, det.lb, det.sas_decay)
     assert (sigma[:50] > 0.5).sum() == 3 and (s[:50] < 0.5).all()  # spikes filtered
     assert (s[54:60] > 0.5).all() and (s[50:54] < 0.5).all()  # the sustained anomaly alarms
+
+
+def test_sas_reacts_within_the_same_time_at_any_frame_rate():
+    det = vadx.create("two-stream")  # nu_per_second = 60: the paper's 2 per frame at 30 frames/s
+    assert (det.step_per_frame(30.0), det.step_per_frame(10.0)) == (2.0, 6.0)
+    assert det.step_per_frame(None) == 2.0  # source_fps (30) when the video does not say
+    assert vadx.create("two-stream", nu=2.0).step_per_frame(10.0) == 2.0  # a fixed step per frame
+
+    def alarm_after(fps):
+        """Seconds from the start of a sustained anomaly (sigma 0.9) to the first alarm."""
+        n = round(2 * fps)
+        sigma = torch.cat([torch.full((n,), 0.1), torch.full((n,), 0.9)])
+        s, _ = accumulator_score(sigma, det.tau, det.step_per_frame(fps), det.lb, det.ub, det.lb,
+                                 det.sas_decay)
+        return (int((s[n:] > 0.5).nonzero()[0]) + 1) / fps
+
+    at10, at30 = alarm_after(10.0), alarm_after(30.0)
+    assert abs(at10 - at30) <= 1 / 10 and 0 < at30 < 0.5
+    # with the paper's literal step per frame, a 10 frames/s video alarms three times later
+    fixed = vadx.create("two-stream", nu=2.0)
+    sigma = torch.cat([torch.full((20,), 0.1), torch.full((20,), 0.9)])
+    s, _ = accumulator_score(sigma, fixed.tau, fixed.step_per_frame(10.0), fixed.lb, fixed.ub,
+                             fixed.lb, fixed.sas_decay)
+    assert (int((s[20:] > 0.5).nonzero()[0]) + 1) / 10 > 2 * at10
+
+
+@needs_mnv2
+def test_sas_step_follows_the_video_frame_rate(fitted):
+    from vadx.io import open_video
+
+    v, _ = clip(12)
+    at30, at10 = fitted.score(v, fps=30.0), fitted.score(v, fps=10.0)
+    assert torch.equal(at30.extras["confidence"], at10.extras["confidence"])
+    x = torch.full((), fitted.lb)
+    expected, _ = accumulator_score(at30.extras["confidence"], fitted.tau, 2.0, fitted.lb,
+                                    fitted.ub, x, fitted.sas_decay)
+    torch.testing.assert_close(at30.frame, expected)
+    # a reader that knows its rate gives it to score(); a stream is told it
+    assert torch.equal(fitted.score(open_video(v, fps=30.0)).frame, at30.frame)
+    stream = fitted.stream(fps=30.0)
+    assert torch.equal(torch.cat([stream.update(v[:20]).frame, stream.update(v[20:]).frame]), at30.frame)
 
 
 def test_fit_needs_labels_with_clear_errors():

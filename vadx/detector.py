@@ -117,6 +117,16 @@ def check_frames(frames: Any, what: str = "frames") -> Tensor:
     return frames
 
 
+def check_fps(fps: Any, name: str = "fps") -> float | None:
+    """``fps`` as a float, or None (frame rate unknown); anything else raises naming ``name``."""
+    if fps is None:
+        return None
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{name} must be None or a finite number > 0 (frames per second), got {fps!r}")
+    return float(fps)
+
+
 class VideoChunks:
     """A validated, re-iterable view of one video as chunks of at most ``chunk_size`` frames.
 
@@ -133,6 +143,7 @@ class VideoChunks:
             raise TypeError(f"{name} must be uint8 frames [T, C, H, W] or an iterable of such "
                             f"chunks, got {type(video).__name__}")
         self.source, self.chunk_size, self.device, self.name = video, chunk_size, device, name
+        self.fps = check_fps(getattr(video, "fps", None), f"{name}.fps")  # None: not known
         self.frame_shape: tuple[int, int, int] | None = None  # (C, H, W), known once read
         self._one_shot = not isinstance(video, Tensor) and iter(video) is video
         self._consumed = False
@@ -160,11 +171,17 @@ class VideoChunks:
 
 
 class Stream:
-    """Scores a live video chunk by chunk; ``update`` carries state (e.g. previous frames)."""
+    """Scores a live video chunk by chunk; ``update`` carries state (e.g. previous frames).
 
-    def __init__(self, detector: Detector):
+    ``fps`` is the video's frame rate when known (None otherwise); detectors whose scores depend
+    on time rather than on frame counts (e.g. two-stream's accumulator) read it in
+    :meth:`Detector._start_video`.
+    """
+
+    def __init__(self, detector: Detector, *, fps: float | None = None):
         detector._check_fitted()
         self.detector = detector
+        self.fps = check_fps(fps)
         self.reset()
 
     def reset(self) -> None:
@@ -172,6 +189,7 @@ class Stream:
         self.state: dict[str, Any] = {}
         self.frames_seen = 0
         self._shape: tuple[int, ...] | None = None
+        self.detector._start_video(self.state, self.fps)
 
     def update(self, frames: Any) -> Scores:
         """Score the next chunk of frames ``[t, C, H, W]`` uint8; returns ``t`` scores."""
@@ -253,6 +271,11 @@ class Detector(metaclass=_Checked):
 
     def _update(self, state: dict[str, Any], frames: Tensor) -> Scores:
         raise NotImplementedError(f"{type(self).__name__} must implement _update(state, frames)")
+
+    def _start_video(self, state: dict[str, Any], fps: float | None) -> None:
+        """Called with a new video's empty stream ``state`` and its frame rate (None when
+        unknown), before its first chunk; detectors that measure time in seconds keep what they
+        need in ``state``. Default: nothing."""
 
     def _build_modules(self) -> None:
         """Create untrained nn.Module attributes (ending in ``_``) before a load fills them."""
@@ -415,19 +438,21 @@ class Detector(metaclass=_Checked):
                              f"training frames, got {h}x{w} (shape {tuple(frames.shape)}); resize "
                              f"them first")
 
-    def stream(self) -> Stream:
-        """A stream that scores a live video chunk by chunk."""
-        return Stream(self)
+    def stream(self, *, fps: float | None = None) -> Stream:
+        """A stream that scores a live video chunk by chunk; ``fps``: its frame rate, if known."""
+        return Stream(self, fps=fps)
 
-    def score(self, video: Any) -> Scores:
-        """Score every frame of a video (a tensor, array or iterable of chunks)."""
-        stream = self.stream()
+    def score(self, video: Any, *, fps: float | None = None) -> Scores:
+        """Score every frame of a video (a tensor, array or iterable of chunks). ``fps``: its
+        frame rate; by default the video's own ``fps`` attribute where it has one (readers of
+        :mod:`vadx.io`, :mod:`vadx.data` videos)."""
         chunks = VideoChunks(video, self.chunk_size, self.device)
+        stream = self.stream(fps=chunks.fps if fps is None else fps)
         return Scores.cat([stream.update(chunk) for chunk in chunks])
 
-    def predict(self, video: Any) -> Tensor:
-        """Boolean ``[T]``: frame score above ``threshold_``."""
-        return self.score(video).frame > self.threshold_
+    def predict(self, video: Any, *, fps: float | None = None) -> Tensor:
+        """Boolean ``[T]``: frame score above ``threshold_`` (``fps`` as in :meth:`score`)."""
+        return self.score(video, fps=fps).frame > self.threshold_
 
     # ----------------------------------------------------------------- state, device, files
     def _fitted_items(self) -> dict[str, Any]:

@@ -181,7 +181,7 @@ def score(det: Any, video: Any, *, keep_maps: bool = False, meter: Meter | None 
         meter = Meter(f"scoring {name} with {det.name}", count_frames([video]),
                       show=_show(det, progress))
     with (meter if own else nullcontext(meter)), _stage(f"scoring {name} with {det.name}"):
-        stream = det.stream()
+        stream = det.stream(fps=getattr(video, "fps", None))
         parts = []
         t0, read0 = perf_counter(), meter.read_seconds
         for chunk in meter.wrap(video):

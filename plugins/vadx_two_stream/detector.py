@@ -35,7 +35,8 @@ class TwoStream(vadx.Detector):
     from an object detector, paper: YOLOv4 on COCO) is concatenated, and the classifier
     FC 4096 - ReLU - Dropout 0.5 - FC 4096 - ReLU - Dropout 0.5 - FC 1 gives the anomaly
     confidence sigma_t. Scores.frame is the Sigmoidal Anomaly Score of sigma
-    (:func:`vadx.ops.accumulator_score`, tau 0.5, nu 2, bounds +-7, x0 = LB); the raw sigma is
+    (:func:`vadx.ops.accumulator_score`, tau 0.5, nu 2 per frame at 30 frames/s, bounds +-7,
+    x0 = LB); the raw sigma is
     ``Scores.extras["confidence"]``. A stream carries the SAS accumulator and the previous frame.
     ``localize=True`` adds Grad-CAM maps (§5.5): ``Scores.maps`` is the sum of the two streams'
     Grad-CAMs on their last conv layer (``extras["cam_rgb"]``, ``extras["cam_flow"]``).
@@ -54,8 +55,16 @@ class TwoStream(vadx.Detector):
       §5 ("only 1/3 of the anomalous frames and less than 1/10 of the normal frames" of 30 fps
       UCF-Crime) and its C3D variant (denser strides for anomalous segments) all say the
       opposite, which is also what data balancing needs. Defaults: ``anomaly_fps=10``,
-      ``normal_fps=3``; pass the §4.2 reading explicitly if wanted. ``source_fps`` (default 30,
-      UCF-Crime) must be given for other data (UCSD Ped2: 10) since frames carry no time.
+      ``normal_fps=3``; pass the §4.2 reading explicitly if wanted. Each video's own frame rate
+      is used (``fps`` of vadx.io readers and vadx.data videos; UCSD's loader says 10);
+      ``source_fps`` (default 30, UCF-Crime's) stands in where a video does not say.
+    - SAS in seconds, not frames: the accumulator's step nu is ``nu_per_second / fps``, the
+      same rule for its rise and its decay, so a detector reacts within the same time at 10
+      and at 30 frames/s. ``nu_per_second=60`` is the paper's nu = 2 per frame at UCF-Crime's
+      30 frames/s (confident frames carry it from -7 to +7 in 14 / 60 s = 0.23 s); the
+      video's fps comes from the stream (``det.stream(fps=...)``, ``det.score(video)`` reads
+      the video's own) or ``source_fps``. ``nu`` fixes a step per frame instead (the paper's
+      literal ``nu=2``, whatever the frame rate).
     - Optical flow is always between a frame and its immediate predecessor in the source video,
       in training and in scoring: a flow across the sampling gap would make motion magnitude
       depend on the class's sampling rate (a label leak) and differ from test time. Computed at
@@ -124,7 +133,8 @@ class TwoStream(vadx.Detector):
             canonical=lambda v: [int(i) for i in v], invalid=[1, [-1], ["a"]]), None],
         "validation_fraction": Interval(float, 0, 1, closed="neither"),
         "tau": Interval(float, 0, 1, closed="left"),
-        "nu": _POSITIVE,
+        "nu": [_POSITIVE, None],
+        "nu_per_second": _POSITIVE,
         "lb": Interval(float),
         "ub": Interval(float),
         "sas_decay": Options("symmetric", "paper"),
@@ -169,7 +179,8 @@ class TwoStream(vadx.Detector):
         validation_videos: list[int] | None = None,
         validation_fraction: float = 0.2,
         tau: float = 0.5,
-        nu: float = 2.0,
+        nu: float | None = None,
+        nu_per_second: float = 60.0,
         lb: float = -7.0,
         ub: float = 7.0,
         sas_decay: str = "symmetric",
@@ -190,6 +201,7 @@ class TwoStream(vadx.Detector):
         self.finetune, self.finetune_max_epochs = finetune, finetune_max_epochs
         self.validation_videos, self.validation_fraction = validation_videos, validation_fraction
         self.tau, self.nu, self.lb, self.ub, self.sas_decay = tau, nu, lb, ub, sas_decay
+        self.nu_per_second = nu_per_second
         self.alarm_threshold, self.localize = alarm_threshold, localize
         self.feature_batch = feature_batch
         self._objects: ObjectDetector | None = None
@@ -320,10 +332,18 @@ class TwoStream(vadx.Detector):
         return result
 
     # ------------------------------------------------------------------ training
-    def sample(self, labels: Any) -> Tensor:
-        """The frame indices training uses from a video with these frame labels."""
-        return adaptive_sample(_check_labels(labels, "labels"), source_fps=self.source_fps,
+    def sample(self, labels: Any, fps: float | None = None) -> Tensor:
+        """The frame indices training uses from a video with these frame labels, recorded at
+        ``fps`` frames/s (None: ``source_fps``)."""
+        return adaptive_sample(_check_labels(labels, "labels"),
+                               source_fps=self.source_fps if fps is None else fps,
                                anomaly_fps=self.anomaly_fps, normal_fps=self.normal_fps)
+
+    def step_per_frame(self, fps: float | None) -> float:
+        """The SAS step nu for a video at ``fps`` frames/s (None: ``source_fps``)."""
+        if self.nu is not None:
+            return float(self.nu)
+        return self.nu_per_second / (self.source_fps if fps is None else fps)
 
     def _split(self, n: int) -> list[int]:
         if self.validation_videos is not None:
@@ -344,7 +364,7 @@ class TwoStream(vadx.Detector):
         train, val = [], []
         for i, (video, lab) in enumerate(zip(videos, labels)):
             lab = _check_labels(lab, f"labels[{i}]")
-            idx = self.sample(lab)
+            idx = self.sample(lab, video.fps)
             feats = self.extract_features(video, idx, keep_images=self.finetune)
             if int(feats["n_frames"]) != lab.numel():
                 raise ValueError(f"labels[{i}] has {lab.numel()} frame labels; videos[{i}] has "
@@ -451,6 +471,9 @@ class TwoStream(vadx.Detector):
         return torch.sigmoid(logit.float())
 
     # ------------------------------------------------------------------ scoring
+    def _start_video(self, state: dict, fps: float | None) -> None:
+        state["nu"] = self.step_per_frame(fps)
+
     def _update(self, state: dict, frames: Tensor) -> vadx.Scores:
         net = self.net_
         small, flow = self._inputs(state, frames)
@@ -468,7 +491,8 @@ class TwoStream(vadx.Detector):
                                for i in range(0, small.shape[0], self.feature_batch)])
         sigma = torch.sigmoid(logit.float())
         x0 = state.get("x", self.lb)
-        sas, state["x"] = accumulator_score(sigma, self.tau, self.nu, self.lb, self.ub, x0, self.sas_decay)
+        nu = state.get("nu", self.step_per_frame(None))
+        sas, state["x"] = accumulator_score(sigma, self.tau, nu, self.lb, self.ub, x0, self.sas_decay)
         extras["confidence"] = sigma
         return vadx.Scores(frame=sas, maps=maps, extras=extras)
 

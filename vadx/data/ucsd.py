@@ -42,6 +42,9 @@ def _official_dirs(root: Path, folder: str) -> tuple[Path, Path] | None:
     return None
 
 
+UCSD_FPS = 10.0  # UCSD Ped1/Ped2 were recorded at 10 frames/s
+
+
 def load_ucsd(root: str | os.PathLike, *, variant: str = "ped2",
               labels: str | os.PathLike | None = None, chunk_size: int = 64,
               grayscale: bool | None = True, size: tuple[int, int] | None = None,
@@ -52,8 +55,10 @@ def load_ucsd(root: str | os.PathLike, *, variant: str = "ped2",
         root: the dataset folder.
         variant: ``"ped1"`` or ``"ped2"``.
         labels: a frame-label file (.m, .mat, .npy) overriding the one found.
-        chunk_size, grayscale, size, fps: reader options (:func:`vadx.io.open_video`).
+        chunk_size, grayscale, size, fps: reader options (:func:`vadx.io.open_video`); ``fps``
+            defaults to the UCSD recordings' 10 frames/s (frames folders carry no rate).
     """
+    fps = UCSD_FPS if fps is None else fps
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     name, folder = f"ucsd-{variant}", f"UCSD{variant}"
