@@ -7,6 +7,7 @@ from conftest import SHARED
 from helpers import make_video
 
 import vadx
+import vadx.precision
 from vadx import plugins
 from vadx.metrics import roc_auc
 from vadx.objects import Detections, ObjectDetector
@@ -52,6 +53,10 @@ def test_contract():
     det = check_detector(TwoStream, backbone="mobilenet_v2", weights="random", input_size=32,
                          hidden=16, max_epochs=2, finetune_max_epochs=1, batch_size=8)
     assert det.threshold_ == det.alarm_threshold == 0.5
+    # precision resolved at fit and kept; check_detector's save/load round trip was bit-identical
+    # with the channels-last backbones
+    assert det.precision_ == vadx.precision.resolve("auto", torch.device("cpu"))
+    assert det.net_.rgb.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     assert "phase2" in det.history_ and ((det.decision_scores_ > 0) & (det.decision_scores_ < 1)).all()
 
 

@@ -28,7 +28,7 @@ class _YoloHead(nn.Module):
         """``[N, A*(5+C), h, w]`` -> ``[N, A*h*w, 4 + C]``: normalised (cx, cy, w, h), obj*class."""
         n, _, h, w = x.shape
         a = self.anchors.shape[0]
-        x = x.view(n, a, 5 + self.n_classes, h, w).permute(0, 1, 3, 4, 2)
+        x = x.reshape(n, a, 5 + self.n_classes, h, w).permute(0, 1, 3, 4, 2)  # any memory format
         gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device),
                                 indexing="ij")
         s = self.scale_x_y

