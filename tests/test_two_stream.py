@@ -138,6 +138,20 @@ def test_sas_step_follows_the_video_frame_rate(fitted):
     assert torch.equal(torch.cat([stream.update(v[:20]).frame, stream.update(v[20:]).frame]), at30.frame)
 
 
+@needs_mnv2
+def test_sampled_features_equal_those_of_all_frames(fitted):
+    # training extracts the flow only where a sampled frame needs it: same values as scoring's
+    v, _ = clip(3, T=40)
+    idx = torch.tensor([0, 1, 5, 17, 18, 39])
+    every = fitted.set_params(chunk_size=16).extract_features(v, keep_images=True)
+    some = fitted.extract_features(v, idx, keep_images=True)
+    fitted.set_params(chunk_size=64)
+    assert torch.equal(some["flow_img"], every["flow_img"][idx])  # the same pairs, exactly
+    assert torch.equal(some["rgb_img"], every["rgb_img"][idx])
+    for k in ("rgb", "flow"):  # bf16 features may differ in the last bits with the batch
+        torch.testing.assert_close(some[k], every[k][idx], rtol=0, atol=2e-2)
+
+
 def test_fit_needs_labels_with_clear_errors():
     det = vadx.create("two-stream", backbone="mobilenet_v2", weights="random")
     v, y = clip(0)

@@ -309,16 +309,25 @@ class TwoStream(vadx.Detector):
         with self.progress_bar(total, "two-stream features", "frame") as bar:
             for frames in chunks:
                 t = frames.shape[0]
-                small, flow = self._inputs(state, frames)
                 if wanted is None:
                     sel = torch.arange(t)
+                    small, flow = self._inputs(state, frames)
                 else:
                     sel = wanted[(wanted >= start) & (wanted < start + t)] - start
+                    # flow only where a sampled frame needs it (from its own predecessor)
+                    small = resize_frames(frames, self.input_size)
+                    before = state.get("prev")  # None at a video's first frame: zero flow
+                    state["prev"] = small[-1:]
+                    flow = [flow_images(small[j:j + 1], small[j - 1:j] if j else before,
+                                        self.flow_max_magnitude) for j in sel.tolist()]
+                    flow = torch.cat(flow) if flow else None
+                    small = small[sel.to(frames.device)]
                 start += t
                 if sel.numel() == 0:
                     continue
                 sel_d = sel.to(frames.device)
-                small, flow = small[sel_d], flow[sel_d]
+                if wanted is None:
+                    small, flow = small[sel_d], flow[sel_d]
                 rf, ff = self._embed(small, flow)
                 out["rgb"].append(rf)
                 out["flow"].append(ff)
