@@ -14,9 +14,17 @@ turns every bar off. Fitting, scoring, metrics and timings come from :mod:`vadx.
 the benchmark scripts share; this module parses arguments, reads files and prints. Exit status: 0
 success; 2 usage error (argparse: a missing or malformed argument); 1 runtime error, reported as
 the single line ``vadx: error: <message>`` on stderr. ``--debug`` (before or after the command)
-shows the traceback instead. Detector parameters are given as ``--set KEY=VALUE``; VALUE is read
-as JSON when it parses (``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a
-string.
+shows the traceback instead.
+
+Outputs never destroy inputs: before anything is read or written, every output path (``--out``,
+each ``--overlay``/``--plot`` file, ``--plot-dir``'s plots) is compared with every input path
+(model, videos, frame folders, dataset root) and with the other outputs, as files (device and
+inode, so links and other spellings count); a clash is an error naming both arguments. Every
+output is written to a temporary file in its folder and renamed when complete
+(:mod:`vadx.outputs`), so a failing run leaves the previous file or none, never a truncated one.
+
+Detector parameters are given as ``--set KEY=VALUE``; VALUE is read as JSON when it parses
+(``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a string.
 """
 
 from __future__ import annotations
@@ -156,14 +164,15 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- fit
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from vadx import evaluation, io
+    from vadx import evaluation, io, outputs
 
-    det = _create(args.method, dict(args.set or []))
+    det = _create(args.method, dict(args.set or []))  # opens no file
     if det.supervised:
         raise CLIError(f"detector {det.name!r} is supervised (needs frame labels): fit it with "
                        f"`vadx evaluate` on a labelled dataset, or from Python")
-    det.to(args.device)
     paths = [_existing(p, "training video (--train)") for p in args.train]
+    outputs.check_outputs([("--train", p) for p in paths], [("--out", args.out)])
+    det.to(args.device)
     readers = [io.open_video(p, chunk_size=det.chunk_size, grayscale=True if args.grayscale else None)
                for p in paths]
     channels = {r.shape[0] for r in readers}
@@ -172,8 +181,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                        "them all as grey")
     seconds = evaluation.fit(det, readers)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    det.save(out)
+    det.save(out)  # atomic: a temporary file renamed when complete
     frames = evaluation.count_frames(readers)
     print(f"fitted {det.name} on {len(readers)} video{'s' * (len(readers) != 1)} ({frames} frames) "
           f"in {seconds:.1f} s; threshold_ = {det.threshold_:.6g} (false_alarm_rate "
@@ -185,43 +193,45 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- score
 def _cmd_score(args: argparse.Namespace) -> int:
     import vadx
-    from vadx import evaluation, io
+    from vadx import evaluation, io, outputs
 
     if args.overlay and Path(args.overlay).suffix.lower() not in io.FOURCC:
         args.parser.error(f"argument --overlay: the file must end in one of {', '.join(io.FOURCC)}, "
                           f"got {args.overlay!r}")
-    det = vadx.load(_existing(args.model, "model file"), device=args.device)
+    model = _existing(args.model, "model file")
     paths = [_existing(p, "input video") for p in args.inputs]
+    names, several = _names(paths), len(paths) > 1
+    overlays = [_per_input(args.overlay, n, several) if args.overlay else None for n in names]
+    plots = [_per_input(args.plot, n, several) if args.plot else None for n in names]
+    outputs.check_outputs(
+        [("MODEL", model)] + [("INPUT", p) for p in paths],
+        ([("--out", args.out)] if args.out else []) + [("--overlay", o) for o in overlays if o]
+        + [("--plot", p) for p in plots if p])
+    det = vadx.load(model, device=args.device)
     grey = _grayscale(det, args.grayscale)
     readers = [io.open_video(p, chunk_size=det.chunk_size, grayscale=grey) for p in paths]
-    names, several = _names(paths), len(paths) > 1
     summary = [("VIDEO", "FRAMES", "ALARMS", "MAX SCORE")]
     written: list[Path] = []
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
+    # the CSV replaces --out only once every input is scored: a failure keeps the old file
+    csv_file = outputs.atomic_open(args.out, "w", newline="") if args.out else nullcontext(sys.stdout)
+    with csv_file as out:
         writer = csv.writer(out)
         writer.writerow(["video", "frame", "score", "alarm"])
         with evaluation.Meter(f"scoring with {det.name}", evaluation.count_frames(readers)) as meter:
-            for path, name, reader in zip(paths, names, readers):
+            for path, overlay, plot, reader in zip(paths, overlays, plots, readers):
                 scores, _ = evaluation.score(det, reader, keep_maps=bool(args.overlay), meter=meter)
                 frame = scores.frame.numpy()
                 alarm = frame > det.threshold_
                 writer.writerows((path, i, f"{s:.9g}", int(a))
                                  for i, (s, a) in enumerate(zip(frame, alarm)))
-                if args.overlay:
-                    written.append(io.write_overlay(_per_input(args.overlay, name, several), reader,
-                                                    scores, threshold=det.threshold_))
-                if args.plot:
-                    written.append(io.plot_scores(_per_input(args.plot, name, several), scores,
-                                                  threshold=det.threshold_, fps=reader.fps,
-                                                  title=f"{det.name}: {path}"))
+                if overlay:
+                    written.append(io.write_overlay(overlay, reader, scores, threshold=det.threshold_))
+                if plot:
+                    written.append(io.plot_scores(plot, scores, threshold=det.threshold_,
+                                                  fps=reader.fps, title=f"{det.name}: {path}"))
                 summary.append((path, str(len(frame)), str(int(alarm.sum())),
                                 f"{frame.max():.6g}" if len(frame) else "-"))
-    finally:
-        if out is not sys.stdout:
-            out.close()
-        else:
-            out.flush()
+        out.flush()
     report = sys.stdout if args.out else sys.stderr  # stdout carries the CSV without --out
     if args.out or not args.quiet:
         print(_table(summary), file=report)
@@ -249,7 +259,7 @@ def _resolve(args: argparse.Namespace):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vadx import data, evaluation
+    from vadx import data, evaluation, outputs
     from vadx.postprocess import PostProcess
 
     if (args.normalize == "window") != (args.window is not None):
@@ -270,6 +280,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.root is not None:
         _existing(args.root, f"dataset root of {args.dataset} (--root)")
     ds = data.load(args.dataset, args.root, **options)
+    if args.plot_dir is not None:  # the plots' names come from the dataset's videos
+        inputs = [("MODEL", model)] if model is not None else []
+        inputs += [("--root", args.root)] if args.root is not None else []
+        outputs.check_outputs(inputs, [("--plot-dir", Path(args.plot_dir) / f"{v.name}.png")
+                                       for v in ds.test])
     post = PostProcess(normalize=args.normalize, sigma=args.sigma, window=args.window)
     result = evaluation.evaluate(det, ds, fit=model is None, postprocess=post, average=args.average,
                                  plot_dir=args.plot_dir)
@@ -308,6 +323,8 @@ def _scene_preview(path: Path, ds) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from vadx import outputs
+
     cols = min(3, len(ds.test))
     rows = -(-len(ds.test) // cols)
     fig = Figure(figsize=(3.2 * cols, 2.7 * rows), dpi=100)
@@ -325,8 +342,8 @@ def _scene_preview(path: Path, ds) -> Path:
         ax.set_axis_off()
     fig.suptitle("synthetic test clips: the anomaly outlined in red", fontsize="medium")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    with outputs.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
@@ -364,7 +381,7 @@ def _demo_one(name: str, ds, out: Path, args: argparse.Namespace) -> dict[str, A
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vadx import plugins
+    from vadx import outputs, plugins
     from vadx.data import synthetic
 
     installed = list(plugins.detectors())
@@ -391,8 +408,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 raise
             rows.append({"detector": name, "error": _one_line(e)})
     results = out / "results.json"
-    results.write_text(json.dumps({"dataset": {"name": ds.name, **o}, "scene": str(scene),
-                                   "detectors": rows}, indent=2, default=str) + "\n")
+    with outputs.atomic_open(results) as f:
+        f.write(json.dumps({"dataset": {"name": ds.name, **o}, "scene": str(scene),
+                            "detectors": rows}, indent=2, default=str) + "\n")
     if not names:
         print("No detectors are installed, so there is nothing to fit and score. Detectors come "
               "from plugins: `vadx plugins` lists what is installed (and any plugin that failed to "

@@ -23,7 +23,9 @@ state, the fitted threshold, device moves and model files. A plugin subclass pro
   carry over to the next chunk in the dict ``state`` (previous frames, recurrent state); one score
   per input frame;
 - optionally ``_build_modules(self)``: create the (untrained) ``nn.Module`` attributes from the
-  parameters and fitted JSON values, so that :func:`vadx.load` can fill them from a file;
+  parameters and fitted JSON values, so that :func:`vadx.load` can fill them from a file; it
+  runs once on the meta device first (``torch.device("meta")``, ``self.device`` meta) so that
+  load can check a file's sizes before allocating, so it must not read files or tensor values;
 - optionally ``_threshold(self, train_scores)``: the alarm threshold (default: the
   ``1 - false_alarm_rate`` quantile of the training scores).
 
@@ -467,12 +469,18 @@ class Detector(metaclass=_Checked):
         self.device = device
         return self
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, *, replace_symlink: bool = False) -> None:
         """Write a model file: safetensors tensors + a JSON header (never pickle); see
-        :mod:`vadx.model_file`. :func:`vadx.load` reads it back."""
+        :mod:`vadx.model_file`. :func:`vadx.load` reads it back.
+
+        The file is written to a temporary file beside ``path`` and renamed when complete, so
+        a failure leaves the previous file (or none); it gets the mode ``open()`` would give it
+        (the umask applies; an existing file keeps its mode). A symlink at ``path`` is written
+        through, as ``open()`` does: its target is replaced and the link stays. With
+        ``replace_symlink=True`` the link itself is replaced by the new file."""
         self._check_fitted()
         model_file.write(path, self.name, type(self)._vadx_plugin_of(), self.get_params(),
-                         self._fitted_items())
+                         self._fitted_items(), replace_symlink=replace_symlink)
 
     @classmethod
     def _vadx_plugin_of(cls) -> dict[str, Any] | None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from vadx import progress as _progress  # the parameters named `progress` are flags
 from vadx.metrics import Evaluator
+from vadx.outputs import atomic_open
 from vadx.postprocess import PostProcess
 
 __all__ = ["Meter", "View", "bench_record", "count_frames", "evaluate", "fit", "score",
@@ -367,5 +368,6 @@ def write_result(path: str | os.PathLike, record: Mapping[str, Any], *, merge: b
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if merge and path.is_file() else {}
     data.update(record)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    with atomic_open(path, "w") as f:  # a failed run keeps the previous result whole
+        f.write(json.dumps(data, indent=2, default=str) + "\n")
     return path

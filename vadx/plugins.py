@@ -10,7 +10,12 @@ distribution names):
 
 A plugin that fails to import, implements an unknown hook, or raises while registering is
 skipped with a :class:`vadx.errors.PluginWarning` and reported by :func:`list_plugins` (and
-``vadx plugins``); the other plugins are unaffected.
+``vadx plugins``); the other plugins are unaffected. "Raises" means any exception but
+``KeyboardInterrupt``: a plugin calling ``sys.exit()`` (``SystemExit``) at import or in a hook
+is reported as FAILED, it does not end the host. Also reported, never silently mis-registered:
+a registration hook declared as a wrapper (``hookwrapper=True`` / ``wrapper=True``: vadx calls
+each plugin's registration hooks directly, so a wrapper would register nothing), and one
+module declared under two entry points (it is registered once, under the first name).
 
 Two hooks (:mod:`vadx.hookspecs`): ``vadx_register_detectors`` (anomaly detectors,
 :func:`detectors`) and ``vadx_register_object_detectors`` (object detectors for scene context,
@@ -25,19 +30,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 
 import pluggy
 
-from vadx import hookspecs
+from vadx import hookspecs, model_file
 from vadx.detector import Detector
 from vadx.errors import PluginWarning
 from vadx.objects import ObjectDetector
 
 ENTRY_POINT_GROUP = "vadx"
-_DETECTOR_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_DETECTOR_NAME = model_file.DETECTOR_NAME  # what a model file may name
 
 pm = pluggy.PluginManager("vadx")
 pm.add_hookspecs(hookspecs)
@@ -122,17 +126,35 @@ def load_plugins() -> None:
         _plugins[ep.name] = info
         try:
             module = ep.load()
-        except Exception as e:  # a plugin must never crash the host
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # a plugin must never end the host, not even by sys.exit()
             _fail(info, "import", e)
             continue
         _register_module(info, module)
 
 
 def _register_module(info: PluginInfo, module: object) -> None:
+    owner = pm.get_name(module)
+    if owner is not None:  # pluggy refuses it too, but unregistering on that error would drop the owner
+        _fail(info, "load", ValueError(
+            f"module {getattr(module, '__name__', module)!r} is already loaded as plugin "
+            f"{owner!r} ({_plugins[owner].distribution if owner in _plugins else '?'}); one "
+            f"module can be one plugin only, under one entry point"))
+        return
     try:
         pm.register(module, name=info.name)
         pm.check_pending()  # hooks nobody specified: typos like vadx_register_detector
-    except Exception as e:
+        wrappers = [impl for caller in pm.get_hookcallers(module) or []
+                    for impl in caller.get_hookimpls()
+                    if impl.plugin is module and (impl.hookwrapper or getattr(impl, "wrapper", False))]
+        if wrappers:
+            raise TypeError(f"{wrappers[0].function.__name__} is declared as a wrapper hook "
+                            f"(hookwrapper/wrapper=True); vadx calls registration hooks directly, "
+                            f"so declare it with plain @vadx.hookimpl")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
         if pm.is_registered(module):
             pm.unregister(module)
         _fail(info, "hook validation", e)
@@ -176,7 +198,9 @@ def _register_classes_of(info: PluginInfo) -> None:
                 continue
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as e:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:  # SystemExit included: reported, the host goes on
                 for registry, name in done:  # all or nothing per plugin
                     if registry is _detectors:
                         registry[name].cls._vadx_plugin = None

@@ -1,9 +1,15 @@
-"""Writing frames, videos, score overlays and score plots."""
+"""Writing frames, videos, score overlays and score plots.
+
+Videos and plots are written atomically (:mod:`vadx.outputs`): to a temporary file beside the
+destination, renamed when complete, so a failure leaves the previous file or none, never a
+truncated one that looks complete.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from vadx import outputs
 from vadx.detector import Scores, check_frames
 
 # Codecs OpenCV's FFmpeg backend writes without extra libraries, per container.
@@ -43,7 +50,8 @@ def _frame_scores(scores: Any, what: str = "scores") -> np.ndarray:
 
 
 class _Writer:
-    """cv2.VideoWriter opened on the first frame (its size is known only then)."""
+    """cv2.VideoWriter opened on the first frame (its size is known only then), writing a
+    temporary file that :meth:`finish` renames to ``path`` (or removes, after an error)."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
@@ -56,21 +64,27 @@ class _Writer:
         self.fourcc, self.fps = cv2.VideoWriter_fourcc(*FOURCC[suffix]), float(fps)
         self.writer: cv2.VideoWriter | None = None
         self.count = 0
+        self._output = ExitStack()
 
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._output.enter_context(outputs.atomic_path(self.path))
             h, w = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), self.fourcc, self.fps, (w, h), True)
+            self.writer = cv2.VideoWriter(tmp, self.fourcc, self.fps, (w, h), True)
             if not self.writer.isOpened():
                 raise OSError(f"{self.path}: OpenCV cannot write this video (codec "
                               f"{FOURCC[self.path.suffix.lower()]}, {w}x{h})")
         self.writer.write(frame)
         self.count += 1
 
-    def close(self) -> None:
+    def finish(self, error: BaseException | None) -> None:
+        """Close the video: keep it (rename to ``path``) if ``error`` is None, else remove it."""
         if self.writer is not None:
             self.writer.release()
+        if error is None:
+            self._output.close()
+        else:
+            self._output.__exit__(type(error), error, error.__traceback__)
 
 
 def write_video(path: str | os.PathLike, video: Any, *, fps: float = 25.0) -> Path:
@@ -87,8 +101,10 @@ def write_video(path: str | os.PathLike, video: Any, *, fps: float = 25.0) -> Pa
         for chunk in _chunks(video):
             for frame in chunk:
                 writer.write(frame)
-    finally:
-        writer.close()
+    except BaseException as e:
+        writer.finish(e)
+        raise
+    writer.finish(None)
     if writer.count == 0:
         raise ValueError("video has no frames: nothing to write")
     return writer.path
@@ -230,10 +246,12 @@ def write_overlay(path: str | os.PathLike, video: Any, scores: Scores | Any, *,
                 strip = bar.copy()
                 strip[:, min(w - 1, t * w // t_total)] = (255, 255, 255)
                 writer.write(np.concatenate([out, strip]))
-    finally:
-        writer.close()
-    if writer.count != t_total:
-        raise ValueError(f"video has {writer.count} frames but scores has {t_total}")
+        if writer.count != t_total:
+            raise ValueError(f"video has {writer.count} frames but scores has {t_total}")
+    except BaseException as e:
+        writer.finish(e)
+        raise
+    writer.finish(None)
     return writer.path
 
 
@@ -284,6 +302,6 @@ def plot_scores(path: str | os.PathLike, scores: Scores | Any, labels: Any = Non
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    with outputs.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
