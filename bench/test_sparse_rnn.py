@@ -6,12 +6,12 @@ side with the same pipeline on the plain-PyTorch SISTA reference (autograd throu
 Everything uses the ImageNet MobileNetV2 of ../shared/weights (the paper's UCF101 ResNet is not
 available). Ped2 features are extracted once per run and shared by both detectors (in memory).
 
-Reduced budget for this shared 2-core CPU (total wall time of the accuracy test ~20 min), stated
-in the results file: frames resized to 120 x 180 before the backbone (native 240 x 360),
-dictionaries of 512 atoms (paper 2048), TSC with K = 20 (paper's timing: 30) and 60 iterations,
-sRNN-AE with 300 iterations (paper 20,000) at learning rate 1e-3 (paper 1e-5: 300 steps of 1e-5
-barely move the parameters). Speeds: scoring at the paper's dictionary size (2048 atoms; K = 30
-for TSC, 3 for sRNN-AE); training per iteration at 512 atoms, extrapolated to 1,000 iterations.
+The accuracy test runs the detectors' defaults (chosen by ``test_ped2_ablation``, which writes
+sparse_rnn_ped2_ablation.json; its notes say which choices rest on training data and which on the
+test set) at frames resized to 120 x 180 before the backbone (native 240 x 360); the results file
+states the budget. Speeds: scoring at the paper's dictionary size (2048 atoms; K = 30 for TSC, 3
+for sRNN-AE) on the default layer's features; training per iteration at 512 atoms, extrapolated
+to 1,000 iterations.
 """
 
 from __future__ import annotations
@@ -37,10 +37,7 @@ PED2 = SHARED / "data" / "ucsd_ped2"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
 RESULTS = Path(__file__).parent / "results" / "sparse_rnn_ped2.json"
 FRAME_SIZE = [120, 180]
-BUDGET = {
-    "tsc": dict(K=20, n_atoms=512, iterations=60),
-    "srnn-ae": dict(K=3, n_atoms=512, iterations=300, lr=1e-3),
-}
+BUDGET = {"tsc": {}, "srnn-ae": {}}  # the detectors' defaults (chosen by the ablation below)
 
 pytestmark = pytest.mark.skipif(not (PED2.is_dir() and WEIGHTS.is_file()),
                                 reason=f"needs {PED2} and {WEIGHTS}")
@@ -107,13 +104,13 @@ def test_ped2_accuracy(name, ped2):
         frame_auc_micro_spatial_only_raw=auc(spatial),
         paper_frame_auc={"tsc": 0.9103, "srnn-ae": 0.9221}[name],
         n_test_frames=sum(len(y) for y in labels),
-        reduced_budget="frames resized to 120x180; 512 atoms; " + (
-            "K=20, 60 dictionary iterations" if name == "tsc" else
-            "300 RMSProp iterations at lr 1e-3 (paper: 20,000 at 1e-5)"),
+        reduced_budget=(f"frames resized to 120x180; {det.layer} features; {det.n_atoms} atoms "
+                        f"(paper 2048); K={det.K}; {det.iterations} iterations"
+                        + ("" if name == "tsc" else f" at lr {det.lr} (paper: 20,000 at 1e-5)")),
         train_loss=det.train_loss_,
         seconds={"feature_extraction_all_ped2": ped2["extract_s"], "fit_without_features": fit_s,
                  "score_without_features": score_s},
-        command="pytest bench/test_sparse_rnn.py -p no:logging",
+        command="pytest bench/test_sparse_rnn.py -k ped2_accuracy -p no:logging -s",
         torch_threads=torch.get_num_threads(),
     )
     evaluation.write_result(RESULTS, {name: result}, merge=True)
@@ -193,3 +190,126 @@ def test_speed_train_tsc(benchmark, impl, ped2, monkeypatch):
     benchmark.group = "sparse-rnn: TSC training, 2 iterations (512 atoms, K=20)"
     benchmark.pedantic(run, rounds=2, warmup_rounds=0)
     benchmark.extra_info["s_per_1000_iterations"] = benchmark.stats.stats.min / iters * 1000
+
+
+# ---------------------------------------------------------------------------- ablation
+# What holds tsc / srnn-ae below frame differences on Ped2: one factor changed at a time from a
+# base configuration. Features are extracted once per (frame size, layer) and shared by every
+# configuration (in memory, float16). Each model is fitted on 15 training videos; the 16th is
+# held out as the training-data criterion (its frames' combined z-score under the model trained
+# without it: ~0 = normal data of an unseen video reconstructed as well as the training data;
+# large = overfitting or a scale mismatch), next to the test frame AUC (micro, raw scores).
+ABLATION_RESULTS = Path(__file__).parent / "results" / "sparse_rnn_ped2_ablation.json"
+HOLDOUT = 15  # index of the held-out training video (the last, 16th)
+TEMPORAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # scored from one fit: only the combination changes
+# Base: 120 x 180 frames, MobileNetV2's stride-16 features (96-d), 128 atoms, the bench's
+# iteration budgets (cheap enough on 2 cores to vary one factor at a time).
+_BASE = {
+    "tsc": dict(frame_size=[120, 180], layer="stride16", K=20, n_atoms=128, iterations=60, lambda1=5.0),
+    "srnn-ae": dict(frame_size=[120, 180], layer="stride16", K=3, n_atoms=128, iterations=300, lr=1e-3,
+                    lambda1=5.0),
+}
+# grouped by feature setting (each extracted once, on first use)
+ABLATION = {
+    "tsc": {
+        "base": {},
+        "lambda1=0.5": dict(lambda1=0.5),
+        "K=5": dict(K=5),
+        "atoms=512": dict(n_atoms=512),
+        "iterations=600": dict(iterations=600),
+        "layer=last": dict(layer="last"),
+        "frame=240x360": dict(frame_size=[240, 360]),
+    },
+    "srnn-ae": {
+        "base": {},
+        "lambda1=0.5": dict(lambda1=0.5),
+        "lambda1=0.5,iterations=1000": dict(lambda1=0.5, iterations=1000),
+        "frame=240x360": dict(frame_size=[240, 360]),
+    },
+}
+_ORDER = sorted(((n, c) for n in ABLATION for c in ABLATION[n]),
+                key=lambda nc: (lambda p: (p["frame_size"], p["layer"] != "stride16", nc[0] != "tsc"))(
+                    {**_BASE[nc[0]], **ABLATION[nc[0]][nc[1]]}))
+_feature_cache: dict = {}
+
+
+def _ablation_features(ds, frame_size, layer):
+    """(train, test) raw features of Ped2 at this frame size and layer, float16, extracted once."""
+    key = (tuple(frame_size), layer)
+    if key not in _feature_cache:
+        det = _detector("tsc", frame_size=frame_size, layer=layer)
+        det._load_backbone()
+        t0 = time.perf_counter()
+        split = [[tuple(f.half() for f in det.extract_features(v)) for v in videos]
+                 for videos in (ds.train, ds.test)]
+        _feature_cache[key] = (*split, det, time.perf_counter() - t0)
+    return _feature_cache[key]
+
+
+@pytest.fixture(scope="module")
+def ped2_dataset():
+    return vadx.data.load("ucsd-ped2", PED2)
+
+
+@pytest.mark.parametrize("config", [f"{n}:{c}" for n, c in _ORDER])
+def test_ped2_ablation(config, ped2_dataset):
+    name, cid = config.split(":")
+    params = {**_BASE[name], **ABLATION[name][cid]}
+    train, test, src, extract_s = _ablation_features(ped2_dataset, params["frame_size"], params["layer"])
+    det = _detector(name, **params)
+    det.weights_info_ = src.weights_info_
+    t0 = time.perf_counter()
+    det.fit_features(train[:HOLDOUT] + train[HOLDOUT + 1:])
+    fit_s = time.perf_counter() - t0
+    held, _ = det.score_features({}, *train[HOLDOUT])
+    t0 = time.perf_counter()
+    errors = [det.score_features({}, xs, xt)[1] for xs, xt in test]
+    score_s = time.perf_counter() - t0
+    labels = [v.labels for v in ped2_dataset.test]
+    mean, std = torch.tensor(det.error_mean_), torch.tensor(det.error_std_)
+
+    def auc(w):  # the detector's combined score with temporal weight w (z-scores per stream)
+        return metrics.evaluate([((e - mean) / std) @ torch.tensor([1.0, w]) for e in errors],
+                                labels).frame_auc
+
+    result = evaluation.bench_record(
+        det,
+        frame_auc_micro_raw=auc(det.temporal_weight),
+        frame_auc_micro_raw_by_temporal_weight={str(w): auc(w) for w in TEMPORAL_WEIGHTS},
+        frame_auc_micro_temporal_only_raw=metrics.evaluate([e[:, 1] for e in errors], labels).frame_auc,
+        holdout_video_mean_z=float(held.frame.mean()),
+        holdout_video_p99_z=float(held.frame.quantile(0.99)),
+        train_loss=det.train_loss_,
+        seconds={"feature_extraction_all_ped2": extract_s, "fit_without_features_15_videos": fit_s,
+                 "score_test_without_features": score_s},
+        command="pytest bench/test_sparse_rnn.py -k ablation -p no:logging -s",
+        torch_threads=torch.get_num_threads(),
+    )
+    evaluation.write_result(ABLATION_RESULTS, {config: result}, merge=True)
+    print(config, json.dumps({k: v for k, v in result.items() if "auc" in k or "holdout" in k}))
+
+
+ABLATION_NOTES = (
+    "Each entry changes one factor of its detector's base (_BASE in bench/test_sparse_rnn.py; the "
+    "entry's params are the full configuration) and is fitted on Ped2 training videos 1-15. "
+    "Training-data criterion: holdout_video_mean_z / _p99_z, the combined frame score (z-scores "
+    "against the training frames' errors) of training video 16 under the model fitted without "
+    "it; lower = fewer false alarms on unseen normal video (0 = as normal as the training "
+    "videos). Chosen on that criterion (lower mean z, the p99 agreeing), never on the test AUC: "
+    "lambda1 0.5 over 5.0 (both detectors), 128 atoms over 512 and K 20 over 5 (TSC), 60 TSC "
+    "dictionary steps over 600, 1000 sRNN-AE steps over 300 (lambda1=0.5 vs "
+    "lambda1=0.5,iterations=1000; here the test AUC prefers 300: the criterion sees only normal "
+    "data and cannot tell that a model which reconstructs everything also reconstructs the "
+    "anomalies). Chosen for cost, not accuracy: the base's MobileNetV2 stride-16 layer (96 "
+    "channels against the last layer's 1280: a 13x smaller dictionary and similarity-network "
+    "input) and 120x180 frames; exploratory runs before this ablation looked at the test AUC "
+    "of both layers and of training-free PCA residuals of the "
+    "same pooled features (all within a few points of each other), which is looking at the "
+    "test set. temporal_weight stays at the paper's 0.5: the by-weight AUCs are test-set "
+    "numbers, reported for information only. All frame AUCs: micro over the 12 test videos, "
+    "raw scores.")
+
+
+def test_ped2_ablation_notes():
+    """The ablation file's notes: how its configurations were judged (no computation)."""
+    evaluation.write_result(ABLATION_RESULTS, {"notes": ABLATION_NOTES}, merge=True)

@@ -18,7 +18,7 @@ from vadx.features import sha256_file
 from vadx.metrics import roc_auc
 from vadx.testing import check_detector, make_video
 from vadx_sparse_rnn import SRNNAE, TSC
-from vadx_sparse_rnn.features import frame_features, pyramid_pool
+from vadx_sparse_rnn.features import feature_map, frame_features, pyramid_pool
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,6 +52,19 @@ def fitted(request, scene):
 
 
 # ---------------------------------------------------------------------------- features
+@pytest.mark.parametrize("name,channels", [("mobilenet_v2", 96), ("resnet18", 256)])
+def test_stride16_layer(name, channels):
+    net = vadx.features.load_backbone(name, "random").eval()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 96)
+        assert feature_map(net, x, "stride16").shape == (1, channels, 4, 6)
+        assert torch.equal(feature_map(net, x, "last"), net.forward_features(x))
+    with pytest.raises(ValueError, match="layer"):
+        feature_map(net, x, "stride8")
+    frames = torch.randint(0, 256, (2, 1, 64, 96), dtype=torch.uint8)
+    assert frame_features(net, {}, frames, layer="stride16")[0].shape == (2, 21, channels)
+
+
 def test_pyramid_pool_21_regions():
     maps = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
     out = pyramid_pool(maps)
@@ -155,8 +168,8 @@ def test_resnet18_by_path(tmp_path, scene):
     torch.save(vadx.features.resnet18().state_dict(), raw)
     path = tmp_path / f"resnet18-{sha256_file(raw)[:8]}.pth"  # torchvision's naming
     raw.rename(path)
-    det = vadx.create("tsc", backbone="resnet18", weights=str(path), K=5, n_atoms=16, iterations=3,
-                      progress=False).fit([v[:16] for v in scene[0]])
+    det = vadx.create("tsc", backbone="resnet18", weights=str(path), layer="last", K=5, n_atoms=16,
+                      iterations=3, progress=False).fit([v[:16] for v in scene[0]])
     assert det.feature_dim_ == 512 and det.weights_info_["verified"]
     assert det.weights_info_["file"] == path.name
     assert det.score(scene[1][0][0][:6]).frame.shape == (6,)
@@ -173,3 +186,5 @@ def test_bad_weights_file_and_sequence_length(scene, tmp_path):
         vadx.create("tsc", backbone="mobilenet_v2", weights=str(tmp_path / "none.pth")).fit([scene[0][0]])
     with pytest.raises(ValueError, match="sequence_length must be at most the longest training video"):
         _make("tsc", sequence_length=100).fit([scene[0][0][:12]])
+    with pytest.raises(ValueError, match="layer"):
+        vadx.create("srnn-ae", layer="conv5")

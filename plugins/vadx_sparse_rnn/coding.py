@@ -29,7 +29,7 @@ def init_dictionary(feats: list[Tensor], n_atoms: int, generator: torch.Generato
     total = int(counts.sum())
     pick = torch.randint(total, (n_atoms,), generator=generator)
     flat = torch.cat([f.reshape(-1, f.shape[-1]) for f in feats])
-    cols = flat[pick.to(flat.device)].T.contiguous()
+    cols = flat[pick.to(flat.device)].T.float().contiguous()  # feats may be stored as float16
     noise = torch.randn(cols.shape, generator=generator).to(cols.device) * 1e-3  # break ties between equal picks
     cols = cols + noise * cols.norm(dim=0, keepdim=True).clamp_min(1.0)
     return cols / cols.norm(dim=0, keepdim=True).clamp_min(1e-12)

@@ -16,6 +16,7 @@ PYRAMID = (1, 2, 4)  # regions per side at each scale: 1 + 4 + 16 = 21 vectors p
 N_PATCHES = sum(s * s for s in PYRAMID)
 TEMPORAL_WINDOW = 4  # frames max-pooled into one temporal feature map (§3.6)
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v2")
+LAYERS = ("last", "stride16")
 
 
 def build_backbone(name: str, weights: str | os.PathLike | None) -> tuple[nn.Module, dict, dict]:
@@ -44,22 +45,37 @@ def pyramid_pool(maps: Tensor) -> Tensor:
     return torch.cat(parts, dim=2).transpose(1, 2)
 
 
+def feature_map(backbone: nn.Module, x: Tensor, layer: str = "last") -> Tensor:
+    """The backbone's last feature map (stride 32), or with ``layer="stride16"`` the output of its
+    last stride-16 stage (ResNet ``layer3``: 256 / 1024 channels; MobileNetV2 ``features.13``: 96
+    channels), twice as fine a grid of less ImageNet-specific features."""
+    if layer == "last":
+        return backbone.forward_features(x)
+    if layer != "stride16":
+        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+    if hasattr(backbone, "layer3"):  # ResNet
+        x = backbone.maxpool(backbone.relu(backbone.bn1(backbone.conv1(x))))
+        return backbone.layer3(backbone.layer2(backbone.layer1(x)))
+    return backbone.features[:14](x)  # MobileNetV2: blocks 0..13 (the 96-channel stage ends at 13)
+
+
 @torch.no_grad()
 def backbone_maps(backbone: nn.Module, frames: Tensor, size: tuple[int, int] | None = None,
-                  batch: int = 16) -> Tensor:
-    """uint8 frames ``[t, C, H, W]`` -> the backbone's last feature map ``[t, c, h, w]`` (float32),
-    at the frames' own size, or resized to ``size`` = (h, w) first (bilinear, antialiased)."""
+                  batch: int = 16, layer: str = "last") -> Tensor:
+    """uint8 frames ``[t, C, H, W]`` -> the backbone's feature map ``[t, c, h, w]`` (float32;
+    ``layer``: see :func:`feature_map`), at the frames' own size, or resized to ``size`` = (h, w)
+    first (bilinear, antialiased)."""
     out = []
     for i in range(0, frames.shape[0], batch):
         x = imagenet_normalize(frames[i:i + batch])
         if size is not None and tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
-        out.append(backbone.forward_features(x))
+        out.append(feature_map(backbone, x, layer))
     return torch.cat(out)
 
 
 def frame_features(backbone: nn.Module, state: dict, frames: Tensor,
-                   size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+                   size: tuple[int, int] | None = None, layer: str = "last") -> tuple[Tensor, Tensor]:
     """Spatial and temporal pyramid features ``[t, 21, c]`` of one chunk of a video.
 
     ``state["maps"]`` keeps the last ``TEMPORAL_WINDOW - 1`` feature maps, so that chunk-by-chunk
@@ -67,7 +83,7 @@ def frame_features(backbone: nn.Module, state: dict, frames: Tensor,
     frames of history: their temporal map is the max over the frames there are (the same as
     padding the video with copies of its first frame).
     """
-    maps = backbone_maps(backbone, frames, size)
+    maps = backbone_maps(backbone, frames, size, layer=layer)
     hist = state.get("maps")
     full = maps if hist is None else torch.cat([hist, maps])
     k = full.shape[0] - maps.shape[0]  # frames of history before this chunk
