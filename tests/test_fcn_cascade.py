@@ -13,7 +13,8 @@ from vadx.metrics import roc_auc
 from vadx.ops import receptive_field, rollback_coverage
 from vadx.testing import check_detector
 from vadx_fcn_cascade.detector import FCNCascade, region_scores
-from vadx_fcn_cascade.fcn import ALEXNET_CUTS, MOBILENET_CUTS, HISTORY, build_prefix, cube, geometry
+from vadx_fcn_cascade.fcn import (ALEXNET_CUTS, MOBILENET_CUTS, HISTORY, build_prefix, cube, geometry,
+                                  out_channels)
 from vadx_fcn_cascade.localize import coverage_map, order_map
 from vadx_fcn_cascade.sparse_ae import train_sparse_ae
 
@@ -117,7 +118,7 @@ def test_mobilenet_cut_is_closest_receptive_field():
         sizes = [receptive_field(conv_geometry(mobile.features[:k]))[0][0] for k in range(1, 19)]
         best = min(range(len(sizes)), key=lambda i: (abs(sizes[i] - target), i)) + 1
         assert n == best, (layer, target, sizes)
-    body, _ = build_prefix("mobilenet_v2", "C2", "mean", "random")
+    body, _ = build_prefix("mobilenet_v2", "C2", "mean", "random", tap="block")
     assert geometry(body)["size"] == [43, 43]
 
 
@@ -223,3 +224,69 @@ def test_ped2_short_clip_with_mobilenet():
     s = det.score(frames)
     assert torch.isfinite(s.frame).all() and s.maps.shape == (60, 120, 180)
     assert roc_auc(s.frame.numpy(), labels) > 0.7
+
+
+# ---------------------------------------------------------------- options from the Ped2 ablation
+def test_mobilenet_taps_inside_the_block():
+    for tap, size, m in (("block", 43, 32), ("expand", 43, 192), ("depthwise", 59, 192)):
+        body, _ = build_prefix("mobilenet_v2", "C2", "mean", "random", tap=tap)
+        assert geometry(body)["size"] == [size, size] and geometry(body)["jump"] == [8, 8]
+        assert out_channels(body) == m
+        assert body(torch.zeros(1, 3, 64, 64)).shape == (1, m, 8, 8)
+    body, _ = build_prefix("mobilenet_v2", "C1", "mean", "random", tap="expand")
+    assert out_channels(body) == 144 and geometry(body)["size"] == [11, 11]
+
+
+def test_position_normalised_frame_scores(scene, tmp_path):
+    det = vadx.create("fcn-cascade", **SMALL, region_norm="position").fit(scene.train)
+    assert det.pos_mean_.shape == det.pos_std_.shape and (det.pos_std_ > 0).all()
+    frames = scene.test[0].read(0, 10)
+    region = det._regions({}, frames)
+    s = det.score(frames)
+    z = ((region - det.pos_mean_) / det.pos_std_).flatten(1).amax(1)
+    torch.testing.assert_close(s.frame, z)
+    # the training frames' scores (threshold_) are the same rule
+    assert float((det.decision_scores_ > det.threshold_).float().mean()) <= 0.02
+    det.save(tmp_path / "m.vadx")
+    assert torch.equal(vadx.load(tmp_path / "m.vadx").score(frames).frame, s.frame)
+
+
+def test_position_normalisation_contract():
+    check_detector(FCNCascade, weights="random", hidden=8, ae_epochs=1, max_regions=1000,
+                   region_norm="position", stream_tol=(1e-4, 1e-5))
+
+
+def test_mobilenet_channels_last_is_bit_identical_after_load(scene, tmp_path):
+    """The MobileNetV2 prefix runs channels_last; a loaded detector must build it the same way
+    (load_state_dict keeps the parameters' layout) and score bit-identically."""
+    det = vadx.create("fcn-cascade", **{**SMALL, "backbone": "mobilenet_v2"}, cut=4,
+                      tap="depthwise").fit(scene.train)
+    assert det.fcn_[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    frames = scene.test[0].read(0, 10)
+    det.save(tmp_path / "m.vadx")
+    back = vadx.load(tmp_path / "m.vadx")
+    assert back.fcn_[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    a, b = det.score(frames), back.score(frames)
+    assert torch.equal(a.frame, b.frame) and torch.equal(a.maps, b.maps)
+    assert det.fcn_info_["cut"] == 4 and det.fcn_info_["tap"] == "depthwise"
+
+
+def test_mobilenet_options_are_checked():
+    with pytest.raises(vadx.ParameterError, match="cut"):
+        FCNCascade(cut=4)  # AlexNet (the default backbone) has no MobileNetV2 cut
+    with pytest.raises(vadx.ParameterError, match="tap"):
+        FCNCascade(tap="expand")
+    with pytest.raises(vadx.ParameterError, match="cut"):
+        FCNCascade(backbone="mobilenet_v2", cut=1)
+
+
+def test_mobilenet_default_tap():
+    from vadx_fcn_cascade.fcn import MOBILENET_DEFAULT, mobilenet_tap
+    assert mobilenet_tap("C2", None, None) == MOBILENET_DEFAULT["C2"]
+    assert mobilenet_tap("C2", 6, None) == (6, "block")  # the receptive-field rule's old default
+    assert mobilenet_tap("C2", None, "block") == (MOBILENET_CUTS["C2"], "block")
+    assert mobilenet_tap("C1", None, None) == (MOBILENET_CUTS["C1"], "block")
+    cut, tap = MOBILENET_DEFAULT["C2"]
+    a = build_prefix("mobilenet_v2", "C2", "mean", "random")[0]
+    b = build_prefix("mobilenet_v2", "C2", "mean", "random", cut=cut, tap=tap)[0]
+    assert geometry(a) == geometry(b) and out_channels(a) == out_channels(b)

@@ -34,6 +34,22 @@ ALEXNET_CUTS = {"C1": 2, "C2": 5, "C3": 8}
 # (11 px -> features[:3], 11 px), C2 (51 -> features[:6], 43) and C3 (99 -> features[:9], 107);
 # tests/test_fcn_cascade.py recomputes this rule.
 MOBILENET_CUTS = {"C1": 3, "C2": 6, "C3": 9}
+# Where MobileNetV2's features are taken relative to that cut: "block" the output of
+# features[:k] (its narrow linear bottleneck: 24/32/64 channels), "expand" after the next block's
+# 1x1 expansion conv+BN+ReLU (6x wider: 144/192/384 channels, same receptive field), "depthwise"
+# after that block's 3x3 depthwise conv+BN+ReLU as well (receptive field one 3x3 step larger).
+TAPS = ("block", "expand", "depthwise")
+# MobileNetV2's (cut, tap) for a layer when neither is given; layers not listed use the
+# receptive-field rule's block output. C2: chosen by bench/test_fcn_cascade.py::test_ped2_ablation
+# (bench/results/fcn_cascade_ped2_ablation.json): see FCNCascade's docstring.
+MOBILENET_DEFAULT = {"C2": (4, "depthwise")}
+
+
+def mobilenet_tap(layer: str, cut: int | None, tap: str | None) -> tuple[int, str]:
+    """The (cut, tap) MobileNetV2 features are taken at (None: the defaults above)."""
+    if cut is None and tap is None and layer in MOBILENET_DEFAULT:
+        return MOBILENET_DEFAULT[layer]
+    return (MOBILENET_CUTS[layer] if cut is None else cut), (tap or "block")
 
 
 def geometry(body: nn.Module) -> dict[str, list[int]]:
@@ -42,13 +58,16 @@ def geometry(body: nn.Module) -> dict[str, list[int]]:
     return {"size": list(size), "jump": list(jump), "offset": list(offset)}
 
 
-def build_prefix(backbone: str, layer: str, pooling: str, weights, relu6: bool | None = None
-                 ) -> tuple[nn.Sequential, dict]:
+def build_prefix(backbone: str, layer: str, pooling: str, weights, relu6: bool | None = None,
+                 tap: str | None = None, cut: int | None = None) -> tuple[nn.Sequential, dict]:
     """The frozen prefix (eval mode, no gradients) and a JSON record of what it carries.
 
     ``weights``: a path, None (``$VADX_WEIGHTS_DIR``) or ``"random"`` (see
     :func:`vadx.features.load_backbone`, which checks the file's SHA-256). ``relu6`` only for
-    MobileNetV2: None lets load_backbone decide (ReLU for the known int8-derived file).
+    MobileNetV2: None lets load_backbone decide (ReLU for the known int8-derived file). ``tap``
+    (MobileNetV2 only, :data:`TAPS`): where inside the block after the cut the features are taken;
+    ``cut`` (MobileNetV2 only): the number of ``features`` blocks before the tap, instead of
+    ``layer``'s :data:`MOBILENET_CUTS`; both None: :func:`mobilenet_tap`'s default.
     """
     kwargs = {} if relu6 is None or backbone != "mobilenet_v2" else {"relu6": relu6}
     net = load_backbone(backbone, weights, **kwargs)
@@ -60,12 +79,22 @@ def build_prefix(backbone: str, layer: str, pooling: str, weights, relu6: bool |
         body = nn.Sequential(*mods)
         used_relu6 = None
     else:
-        body = nn.Sequential(*list(net.features[:MOBILENET_CUTS[layer]]))
+        k, tap = mobilenet_tap(layer, cut, tap)
+        mods = list(net.features[:k])
+        if tap != "block":  # the next block's expansion (and depthwise) ConvBNAct modules
+            mods += list(net.features[k].conv[:1 if tap == "expand" else 2])
+        body = nn.Sequential(*mods)
         used_relu6 = any(isinstance(m, nn.ReLU6) for m in body.modules())
     for m in body.modules():
         if isinstance(m, (nn.ReLU, nn.ReLU6)):
             m.inplace = False  # harmless, and keeps inference-mode tensors untouched
     body.eval().requires_grad_(False)
+    if backbone == "mobilenet_v2":
+        # channels_last: its depthwise/1x1 convolutions run ~1.5-1.8x faster on CPU. Done here,
+        # where both fit and load (_build_modules) build the prefix: load_state_dict copies into
+        # the existing parameters and keeps their layout, so a loaded detector runs the same
+        # kernels as the fitted one (converting only in fit made save/load not bit-identical).
+        body.to(memory_format=torch.channels_last)
     info = {**net.weights_info.to_json(), "relu6": used_relu6}
     return body, info
 
