@@ -30,10 +30,24 @@ C10_HOST_DEVICE inline double clip(double x, double l, double u) {
   return u < y ? u : y;
 }
 
+// A composed shift saturates at +-2^1000 (about 1.07e301). Each step's increment is finite
+// (|a| <= nu <= DBL_MAX), but summed over a stream huge increments (nu = 1e308) overflow to inf,
+// and a later +inf + -inf would be NaN. Saturating is exact for every x with |x| <= 2^999 once
+// l and u are finite (|lb|, |ub| <= 2^999): a shift beyond 2^1000 takes any such x past the
+// bounds, where the clip gives the same result as the true shift; and a sum of two saturated
+// shifts (<= 2^1001) cannot overflow. Accumulator states are in [lb, ub] after the first valid
+// frame, so only an x0 beyond 2^999 combined with such increments could see the difference.
+constexpr double kSasMaxShift = 1.0715086071862673e301;  // 2^1000
+
+C10_HOST_DEVICE inline double saturate_shift(double a) {
+  return clip(a, -kSasMaxShift, kSasMaxShift);
+}
+
 // later ∘ earlier: clip(clip(x + a1, l1, u1) + a2, l2, u2) = clip(x + a1 + a2, L, U) with
-// L = clip(l1 + a2, l2, u2), U = clip(u1 + a2, l2, u2). Requires finite a (guaranteed below).
+// L = clip(l1 + a2, l2, u2), U = clip(u1 + a2, l2, u2). Requires finite a (guaranteed below), and
+// keeps it finite: the sum is saturated (see kSasMaxShift), so no composition makes NaN.
 C10_HOST_DEVICE inline ClipAdd compose(const ClipAdd& earlier, const ClipAdd& later) {
-  return {earlier.a + later.a, clip(earlier.l + later.a, later.l, later.u),
+  return {saturate_shift(earlier.a + later.a), clip(earlier.l + later.a, later.l, later.u),
           clip(earlier.u + later.a, later.l, later.u)};
 }
 

@@ -3,7 +3,9 @@
 //
 // Coverage of a pixel is a sum of weights over a rectangle of cells (those whose fields cover it),
 // so both kernels build one summed-area table (SAT) per frame and answer every pixel with four
-// lookups: O(cells + pixels) per frame, whatever the field size.
+// lookups: O(cells + pixels) per frame, whatever the field size — for frames whose SAT is exact
+// in float64 (see SatExactness: 0/1 flags, integer counts, scores of similar magnitude); other
+// frames are summed directly over each pixel's covering cells (O(pixels x cells per pixel)).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -89,6 +91,68 @@ C10_HOST_DEVICE inline double with_nonfinite(double finite_sum, int64_t nans, in
     return HUGE_VAL;
   }
   return neg_infs > 0 ? -HUGE_VAL : finite_sum;
+}
+
+// Exactness of a frame's SAT. Every SAT entry, and every intermediate of rectangle_sum, is the sum
+// of some subset of the frame's finite weights, so it is bounded by M = sum |w|; if every weight
+// is a multiple of 2^g (g = the lowest set bit's exponent over the weights), all of them are exact
+// in float64 as long as M < 2^(53 + g). Then the four-lookup difference is the exact coverage.
+// Otherwise (float scores spanning many orders of magnitude, 1e17 next to 1.0, weights near
+// DBL_MAX whose running sums overflow) the differences of large running sums would cancel
+// (1e17 + 1 - 1e17 = 0) or overflow (inf - inf = NaN) onto pixels the large weights do not
+// cover, so such a frame is summed directly instead: per pixel, over its covering cells only.
+//
+// The exponent of v's lowest set bit (v finite, nonzero): v = m 2^e with m in [0.5, 1) of 53 bits.
+C10_HOST_DEVICE inline int lowest_bit_exponent(double v) {
+  int e = 0;
+  const double m = ::frexp(v < 0 ? -v : v, &e);
+  const unsigned long long bits = static_cast<unsigned long long>(::ldexp(m, 53));
+#ifdef __CUDA_ARCH__
+  const int tz = __ffsll(static_cast<long long>(bits)) - 1;
+#else
+  const int tz = __builtin_ctzll(bits);
+#endif
+  return e - 53 + tz;
+}
+
+// Running state of the exactness test over a frame's finite weights.
+struct SatExactness {
+  double abs_sum = 0.0;  // M, rounded (the margin below covers its rounding)
+  int min_bit = 1 << 20;  // g; no nonzero weight yet: anything is exact
+
+  C10_HOST_DEVICE void add(double v) {  // v finite
+    if (v != 0.0) {
+      abs_sum += v < 0 ? -v : v;
+      const int b = lowest_bit_exponent(v);
+      min_bit = b < min_bit ? b : min_bit;
+    }
+  }
+  // M <= 2^(52 + g): a factor-2 margin over M < 2^(53 + g) for the rounding of abs_sum.
+  C10_HOST_DEVICE bool exact() const {
+    if (abs_sum == 0.0) {
+      return true;
+    }
+    // ldexp underflows to 0 (not exact) or overflows to inf (exact) at the extremes, as it should.
+    return abs_sum <= ::ldexp(1.0, (min_bit > 2000 ? 2000 : min_bit) + 52);
+  }
+};
+
+// The fallback: the float64 sum of the covering cells' weights, row by row (each row's sum over
+// the column range, added in row order), in IEEE arithmetic (NaN/inf included). The CPU kernel
+// and the CUDA kernel use this same order, so their results stay bit-identical. When the frame's
+// SAT is exact, this sum is exact too (same bound), so both paths give the same values.
+template <typename scalar_t>
+C10_HOST_DEVICE inline double direct_sum(const scalar_t* wb, int64_t sh, int64_t sw, CellRange r,
+                                         CellRange c) {
+  double acc = 0.0;
+  for (int64_t i = r.lo; i < r.hi; ++i) {
+    double row = 0.0;
+    for (int64_t j = c.lo; j < c.hi; ++j) {
+      row += static_cast<double>(wb[i * sh + j * sw]);
+    }
+    acc += row;
+  }
+  return acc;
 }
 
 // Sum over the rectangle of cells [r.lo, r.hi) x [c.lo, c.hi) from a SAT with rows

@@ -8,9 +8,11 @@
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <string>
 
 namespace vadx {
@@ -54,6 +56,22 @@ void check_common(const char* op, const at::Tensor& x, const at::Tensor& A,
   check_like(op, x, S, "S", {B, T}, "[B, T]");
 }
 
+// The scalars' values: one read (one host synchronisation on CUDA, once per call, never inside
+// the T x K loop). Each error names the argument, the expected and the actual value.
+void check_scalar_values(const char* op, const at::Tensor& lambda1, const at::Tensor& lambda2,
+                         const at::Tensor& gamma) {
+  const at::Tensor v = at::stack({lambda1.detach(), lambda2.detach(), gamma.detach()})
+                           .to(at::kCPU, at::kDouble);
+  const double* p = v.const_data_ptr<double>();
+  const double l1 = p[0], l2 = p[1], g = p[2];
+  TORCH_CHECK_VALUE(std::isfinite(l1) && l1 >= 0.0, op,
+                    ": lambda1 (sparsity weight) must be finite and >= 0, got ", l1);
+  TORCH_CHECK_VALUE(std::isfinite(l2), op,
+                    ": lambda2 (temporal-coherence weight) must be finite, got ", l2);
+  TORCH_CHECK_VALUE(std::isfinite(g) && g > 0.0, op,
+                    ": gamma (step parameter, 1/step size) must be finite and > 0, got ", g);
+}
+
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, const at::Tensor& x,
@@ -62,15 +80,19 @@ std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, co
                                                  const at::Tensor& lambda1,
                                                  const at::Tensor& lambda2, const at::Tensor& gamma,
                                                  const at::Tensor& S, const at::Tensor& alpha0,
-                                                 int64_t K, c10::string_view mode) {
+                                                 int64_t K, c10::string_view mode,
+                                                 bool keep_states) {
   const bool nonneg = check_mode("sista", mode);
   check_common("sista", x, A, gram, lambda1, lambda2, gamma, S);
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2), n = A.size(1);
   check_like("sista", x, alpha0, "alpha0", {B, n}, "[B, n]");
-  TORCH_CHECK_VALUE(K >= 1, "sista: K (ISTA steps per frame) must be >= 1, got ", K);
+  TORCH_CHECK_VALUE(K >= 1 && K <= kSistaMaxK, "sista: K (ISTA steps per frame) must be in [1, ",
+                    kSistaMaxK, "], got ", K);
+  check_scalar_values("sista", lambda1, lambda2, gamma);
 
   at::Tensor codes = at::empty({B, T, n}, x.options());
-  at::Tensor states = at::empty({T, K, B, n}, x.options());
+  // Inference (keep_states = false): no [T, K, B, n] states, two [B, n] buffers instead.
+  at::Tensor states = at::empty({T, keep_states ? K : 0, B, n}, x.options());
   if (codes.numel() == 0) {
     return {codes, states};
   }
@@ -78,18 +100,24 @@ std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, co
   at::Tensor bx_buf = at::empty({B * T, n}, x.options());
   const at::Tensor bx = kernels.linear(x.reshape({B * T, d}), A.t(), bx_buf).view({B, T, n});
   at::Tensor prod = at::empty({B, n}, x.options());
-  states[0][0].copy_(alpha0);
+  const at::Tensor work = keep_states ? at::Tensor() : at::empty({3, B, n}, x.options());
+  // The input of step k of frame t: states[t][k], or (inference) work[0] for k = 0 (alpha_{t-1})
+  // and work[1 + k % 2] for the intermediate steps (ping-pong: a step never writes its input).
+  const auto step_in = [&](int64_t t, int64_t k) -> at::Tensor {
+    return keep_states ? states[t][k] : work[k == 0 ? 0 : 1 + k % 2];
+  };
+  step_in(0, 0).copy_(alpha0);
   for (int64_t t = 0; t < T; ++t) {
-    const at::Tensor prev = states[t][0];
+    const at::Tensor prev = step_in(t, 0);
     for (int64_t k = 0; k < K; ++k) {
-      const at::Tensor in = states[t][k];
+      const at::Tensor in = step_in(t, k);
       const at::Tensor in_g = kernels.linear(in, G, prod);
-      at::Tensor out = k + 1 < K ? states[t][k + 1] : codes.select(1, t);
+      at::Tensor out = k + 1 < K ? step_in(t, k + 1) : codes.select(1, t);
       kernels.forward_step({in, prev, in_g, bx.select(1, t), S.select(1, t), out, lambda1,
                             lambda2, gamma, nonneg});
     }
     if (t + 1 < T) {
-      states[t + 1][0].copy_(codes.select(1, t));
+      step_in(t + 1, 0).copy_(codes.select(1, t));
     }
   }
   return {codes, states};
@@ -113,8 +141,8 @@ sista_backward(const SistaKernels& kernels, const at::Tensor& grad_in, const at:
   check_like("sista_backward", x, grad_in, "grad", {B, T, n}, "[B, T, n]");
   check_like("sista_backward", x, codes_in, "codes", {B, T, n}, "[B, T, n]");
   const int64_t K = states_in.dim() == 4 ? states_in.size(1) : 0;
-  TORCH_CHECK_VALUE(K >= 1, "sista_backward: states must be [T, K, B, n] with K >= 1, got ",
-                    states_in.sizes());
+  TORCH_CHECK_VALUE(K >= 1, "sista_backward: states must be [T, K, B, n] with K >= 1 (a forward "
+                    "call with keep_states=true), got ", states_in.sizes());
   check_like("sista_backward", x, states_in, "states", {T, K, B, n}, "[T, K, B, n]");
 
   // Gradients of sums (e.g. codes.sum()) arrive expanded, with zero strides.
@@ -191,7 +219,7 @@ TORCH_LIBRARY_FRAGMENT(vadx, m) {
   m.set_python_module(kFakeKernelModule, kFakeKernelContext);
   m.def(
       "sista(Tensor x, Tensor A, Tensor? gram, Tensor lambda1, Tensor lambda2, Tensor gamma, "
-      "Tensor S, Tensor alpha0, int K, str mode) -> (Tensor, Tensor)");
+      "Tensor S, Tensor alpha0, int K, str mode, bool keep_states=True) -> (Tensor, Tensor)");
   m.def(
       "sista_backward(Tensor grad, Tensor x, Tensor A, Tensor? gram, Tensor lambda1, "
       "Tensor lambda2, Tensor gamma, Tensor S, Tensor codes, Tensor states, str mode) "

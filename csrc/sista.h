@@ -160,15 +160,22 @@ struct SistaKernels {
   void (*backward_step)(const SistaBackwardStep&);
 };
 
+// The largest K (ISTA steps per frame) the op accepts: the paper uses 3 (sRNN) to 30 (TSC); the
+// T x K loop cannot be interrupted from Python, so an absurd K (a typo, 1e6) is refused instead of
+// running for minutes. K = 10000 on one [21, 2048] frame takes about a second on a CPU core.
+constexpr int64_t kSistaMaxK = 10000;
+
 // codes [B, T, n] and states [T, K, B, n]: states[t, k] is the input of ISTA step k + 1 at time t
-// (states[t, 0] = alpha_{t-1}), what backward needs besides codes.
+// (states[t, 0] = alpha_{t-1}), what backward needs besides codes. keep_states = false (inference:
+// no gradient will be asked for) returns states as [T, 0, B, n] and allocates none of them.
 std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, const at::Tensor& x,
                                                  const at::Tensor& A,
                                                  const std::optional<at::Tensor>& gram,
                                                  const at::Tensor& lambda1,
                                                  const at::Tensor& lambda2, const at::Tensor& gamma,
                                                  const at::Tensor& S, const at::Tensor& alpha0,
-                                                 int64_t K, c10::string_view mode);
+                                                 int64_t K, c10::string_view mode,
+                                                 bool keep_states);
 
 // Which GEMM the CPU kernels' products took (cpu/sista_kernel.cpp): whether this torch has the
 // oneDNN matmul op they use for float32, and the products run on it and on at::mm since the

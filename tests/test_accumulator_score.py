@@ -282,3 +282,32 @@ def test_property_matches_both_references(data, tau, nu, lb, width, decay):
         assert_close(x, x_ref, rtol=1e-12, atol=1e-12)
     finite = s[~torch.isnan(s)]
     assert ((finite >= 1 / (1 + math.exp(-lb)) - 1e-12) & (finite <= 1 / (1 + math.exp(-(lb + width))) + 1e-12)).all()
+
+
+# --- issue 21 B1: nothing lost, nothing crashes -------------------------------------------------
+
+
+@pytest.mark.parametrize("nu", [1e300, 1e308, float.fromhex("0x1.fffffffffffffp+1023")])
+@pytest.mark.parametrize("decay", ["symmetric", "paper"])
+def test_accumulator_score_huge_nu_is_defined_and_nan_free(device, nu, decay):
+    """nu = 1e308 made the scan reference (and the scan kernels: long CPU streams, CUDA) NaN:
+    composed increments overflowed to inf and inf - inf = NaN. Composed shifts now saturate at
+    2^1000 (exact for |x0|, |lb|, |ub| <= 2^999): every frame jumps straight to lb or ub."""
+    g = torch.Generator().manual_seed(0)
+    sigma = torch.rand(2, 20000, generator=g, dtype=torch.float64)  # long: the CPU scan path too
+    sigma[0, 100:110] = float("nan")
+    x0 = torch.tensor([-3.0, 1e300], dtype=torch.float64)
+    s, x = op(sigma.to(device), nu=nu, x0=x0.to(device), decay=decay)
+    s_seq, x_seq = reference.accumulator_score(sigma, nu=nu, x0=x0, decay=decay)
+    s_scan, x_scan = reference.accumulator_score_scan(sigma, nu=nu, x0=x0, decay=decay)
+    assert_close(s.cpu(), s_seq, equal_nan=True, rtol=0, atol=0)
+    assert_close(s_scan, s_seq, equal_nan=True, rtol=0, atol=0)
+    assert_close(x.cpu(), x_seq, rtol=0, atol=0)
+    assert_close(x_scan, x_seq, rtol=0, atol=0)
+    valid = ~torch.isnan(sigma)
+    assert not torch.isnan(s.cpu()[valid]).any() and torch.isnan(s.cpu()[~valid]).all()
+    # the sequential kernel path (many streams) agrees with the scan path
+    many = sigma[:1].expand(8, -1).contiguous()
+    s_many, _ = op(many.to(device), nu=nu, decay=decay)
+    s_one, _ = op(sigma[:1].to(device), nu=nu, decay=decay)
+    assert_close(s_many[:1].cpu(), s_one.cpu(), equal_nan=True, rtol=0, atol=0)

@@ -321,3 +321,45 @@ def test_torch_compile_fullgraph():
     compiled = torch.compile(f, fullgraph=True)
     for a, b in zip(compiled(feats), f(feats)):
         assert_close(a, b)
+
+
+# --- issue 21 B1: nothing lost, nothing crashes -------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e5])
+def test_float32_cascade_keeps_precision_on_offset_features(device, offset):
+    """float32 features with a large mean (mean/std 1e5) lost 1.6 % of d1 and flipped labels:
+    W1 x - W1 mu1 cancelled catastrophically. Centring first keeps 1e-6 relative accuracy,
+    against the float64 reference on the same (float32-rounded) inputs."""
+    g = torch.Generator().manual_seed(0)
+    m, h = 8, 4
+    train = torch.randn(4096, m, generator=g, dtype=torch.float64) + offset
+    mu, w = vadx.ops.fit_gaussian(train)
+    feats = (torch.randn(2, m, 32, 32, generator=g, dtype=torch.float64) * 1.5 + offset).float()
+    params = dict(beta=2.0, alpha=4.0, ct_weight=torch.randn(h, m, generator=g) * 1e-5,
+                  ct_bias=torch.zeros(h), mu2=torch.full((h,), 0.5), w2=torch.eye(h), phi=0.1)
+    mu, w = mu.float(), w.float()
+    d1, _, label = op(*(t.to(device) for t in (feats, mu, w)),
+                      **{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in params.items()})
+    d1_ref, _, label_ref = reference.mahalanobis_cascade(
+        feats.double(), mu.double(), w.double(), **{k: v.double() if isinstance(v, torch.Tensor) else v
+                                                    for k, v in params.items()})
+    rel = ((d1.cpu().double() - d1_ref).abs() / d1_ref).max().item()
+    assert rel < 1e-6, rel
+    assert torch.equal(label.cpu(), label_ref)
+
+
+def test_fit_gaussian_float16_refuses_overflow_instead_of_inf():
+    """float16 samples of small spread returned an inf whitening matrix (1/std > 65504)."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(500, 6, generator=g) * 1e-6).half()  # w ~ 1/std = 1e6 > 65504
+    with pytest.raises(ValueError, match=r"fit_gaussian: the fitted mean/whitening matrix does not fit "
+                                         r"x's dtype torch.float16 .*float16 max 65504.*float32"):
+        vadx.ops.fit_gaussian(x)
+    # a float16 fit that does fit the format is returned in float16, finite, equal to the float64 fit
+    x = (torch.randn(500, 6, generator=g) * 3.0).half()
+    mu, w = vadx.ops.fit_gaussian(x)
+    assert mu.dtype == w.dtype == torch.float16 and torch.isfinite(w).all()
+    mu64, w64 = vadx.ops.fit_gaussian(x.double())
+    assert_close(w.double(), w64, rtol=1e-3, atol=1e-3)
+    assert_close(mu.double(), mu64, rtol=1e-3, atol=1e-3)

@@ -332,3 +332,67 @@ def test_torch_compile_fullgraph():
     flags = torch.rand(2, 7, 10, generator=torch.Generator().manual_seed(5)) < 0.4
     compiled = torch.compile(localize, fullgraph=True)
     assert torch.equal(compiled(flags), localize(flags))
+
+
+# --- issue 21 B1: nothing lost, nothing crashes -------------------------------------------------
+
+
+def _paint_f64(w, size, jump, offset, out_size):
+    """The reference painting, each pixel's covering weights summed in float64."""
+    return reference.rollback_coverage(w.double(), size, jump, offset, out_size)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rollback_coverage_large_weight_does_not_zero_its_neighbours(device, dtype):
+    """A 1e17 weight zeroed the 1.0s of its neighbours' pixels (summed-area-table cancellation:
+    1e17 + 1 - 1e17 = 0); such frames are now summed over each pixel's covering cells only."""
+    geometry = ((3, 3), (2, 2), (1, 1), (12, 12))
+    w = torch.ones(2, 6, 6, dtype=dtype)
+    w[0, 2, 2] = 1e17
+    got = op(w.to(device), *geometry).cpu()
+    expected = _paint_f64(w, *geometry).to(dtype)
+    assert torch.equal(got, expected)
+    assert got[0, 0, 0] == 1.0 and got[0, 11, 11] == 1.0  # far from the large cell: exact counts
+    assert torch.equal(got[1], op(w[1:], *geometry)[0].cpu())  # the other frame is unaffected
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rollback_coverage_huge_finite_weights_do_not_spill(device, dtype):
+    """1e308 weights (float64; 3e38 in float32) made inf/NaN on pixels they do not cover
+    (running sums overflow, inf - inf = NaN); now each pixel is the IEEE sum of its own cells."""
+    big = torch.finfo(dtype).max / 2
+    geometry = ((3, 3), (2, 2), (1, 1), (12, 12))
+    w = torch.ones(1, 6, 6, dtype=dtype)
+    w[0, 1, 1], w[0, 4, 4], w[0, 1, 4] = big, big, -big
+    got = op(w.to(device), *geometry).cpu()
+    expected = _paint_f64(w, *geometry).to(dtype)
+    assert torch.equal(got, expected)
+    assert torch.isfinite(got).all()
+    # pixels no large cell covers keep their exact integer coverage
+    assert got[0, 11, 0] == expected[0, 11, 0] and got[0, 11, 0] in (1.0, 2.0, 4.0)
+
+
+def test_rollback_coverage_mixed_magnitudes_match_float64_painting(device):
+    """Scores spanning many orders of magnitude (tiny, large, negative) against the float64
+    painting: as accurate as summing each pixel's covering weights, never cancellation noise."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 7, 9, generator=g, dtype=torch.float64)
+    w = w * 10.0 ** torch.randint(-30, 30, w.shape, generator=g)
+    geometry = ((5, 4), (2, 3), (2, 1), (17, 29))
+    got = op(w.to(device), *geometry).cpu()
+    expected = _paint_f64(w, *geometry)
+    mass = _paint_f64(w.abs(), *geometry)  # sum of |w| over each pixel's covering cells
+    assert ((got - expected).abs() <= 1e-14 * mass).all()
+    assert torch.equal(got == 0, mass == 0)  # uncovered pixels exactly 0
+
+
+def test_rollback_coverage_flags_keep_the_summed_area_table_path(device):
+    """0/1 flags, integer counts and same-magnitude scores stay on the O(cells + pixels) path and
+    are exact there; the exactness test is per frame."""
+    g = torch.Generator().manual_seed(1)
+    flags = (torch.rand(4, 9, 11, generator=g) > 0.5).float()
+    geometry = ((11, 11), (4, 4), (5, 5), (41, 49))
+    assert torch.equal(op(flags.to(device), *geometry).cpu(), _paint_f64(flags, *geometry).float())
+    scores = torch.rand(4, 9, 11, generator=g, dtype=torch.float64)
+    got = op(scores.to(device), *geometry).cpu()
+    assert_close(got, _paint_f64(scores, *geometry), rtol=1e-14, atol=1e-14)

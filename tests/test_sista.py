@@ -204,7 +204,7 @@ def test_cached_gram_follows_in_place_updates():
          r"alpha0 must have shape \[B, n\] = \[3, 16\], got \[2, 16\]"),
         (dict(alpha0=torch.zeros(15)), ValueError,
          r"alpha0 must have shape \[B, n\] = \[3, 16\], got \[15\]"),
-        (dict(K=0), ValueError, r"K \(ISTA steps per frame\) must be >= 1, got 0"),
+        (dict(K=0), ValueError, r"K \(ISTA steps per frame\) must be in \[1, 10000\], got 0"),
         (dict(K=2.0), TypeError, r"K must be an int, got float"),
         (dict(mode="relu"), ValueError, r"mode must be 'signed' or 'nonneg', got 'relu'"),
         (dict(gamma=torch.ones(1)), ValueError, r"gamma must be a number or a 0-d tensor, got shape \(1,\)"),
@@ -385,3 +385,106 @@ def test_tsc_dictionary_step():
     assert mse(vadx.ops.tsc_dictionary_step(A, x, codes, lr=0.01)) < mse(A)
     short = A * 0.5  # columns shorter than 1 are not projected
     assert_close(vadx.ops.tsc_dictionary_step(short, x[:0], codes[:0], lr=1.0), short)
+
+
+# --- issue 21 B1: nothing lost, nothing crashes -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,value,pattern",
+    [
+        ("gamma", 0.0, r"gamma \(step parameter, 1/step size\) must be finite and > 0, got 0"),
+        ("gamma", -4.0, r"gamma .* must be finite and > 0, got -4"),
+        ("gamma", float("nan"), r"gamma .* must be finite and > 0, got nan"),
+        ("gamma", float("inf"), r"gamma .* must be finite and > 0, got inf"),
+        ("lambda1", -0.05, r"lambda1 \(sparsity weight\) must be finite and >= 0, got -0.05"),
+        ("lambda1", float("inf"), r"lambda1 .* must be finite and >= 0, got inf"),
+        ("lambda2", float("nan"), r"lambda2 \(temporal-coherence weight\) must be finite, got nan"),
+        ("lambda2", float("-inf"), r"lambda2 .* must be finite, got -inf"),
+    ],
+)
+def test_sista_rejects_bad_scalar_values(name, value, pattern):
+    """gamma <= 0, lambda1 < 0 and non-finite scalars used to run and return garbage codes."""
+    x, A, S, alpha0 = make()
+    kw = dict(x=x, A=A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    for v in (value, torch.tensor(value)):  # a number, and a 0-d tensor
+        with pytest.raises(ValueError, match=pattern):
+            op(**(kw | {name: v}))
+    s = {k: torch.tensor(float(v)) for k, v in PARAMS.items()} | {name: torch.tensor(value)}
+    with pytest.raises(ValueError, match=pattern):  # the raw op checks too
+        torch.ops.vadx.sista(x, A, None, s["lambda1"], s["lambda2"], s["gamma"], S, alpha0, 3, "signed")
+
+
+def test_sista_k_is_bounded():
+    """K = 1e6 ran for 23 s without a way to interrupt it: K has a documented bound."""
+    import time
+
+    x, A, S, alpha0 = make(B=1, T=1, d=4, n=4)
+    assert vadx.ops.sista.__module__ == "vadx.ops.sista"
+    from vadx.ops.sista import MAX_K
+
+    assert MAX_K == 10000
+    for K in (MAX_K + 1, 10**6):
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=rf"K \(ISTA steps per frame\) must be in \[1, 10000\], got {K}"):
+            op(x, A, **PARAMS, S=S, alpha0=alpha0, K=K)
+        with pytest.raises(ValueError, match=rf"must be in \[1, 10000\], got {K}"):
+            s = torch.tensor(1.0)
+            torch.ops.vadx.sista(x, A, None, s, s, torch.tensor(4.0), S, alpha0, K, "signed")
+        assert time.perf_counter() - start < 1.0
+    # the bound itself is accepted, and matches the reference
+    x, A, S, alpha0 = make(B=1, T=1, d=4, n=4, dtype=F64)
+    assert_close(op(x, A, **PARAMS, S=S, alpha0=alpha0, K=MAX_K),
+                 reference.sista(x, A, **PARAMS, S=S, alpha0=alpha0, K=MAX_K), rtol=1e-12, atol=1e-12)
+
+
+class _RecordSista(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the keep_states argument and the states shape of every vadx::sista call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.vadx.sista.default:
+            keep = args[10] if len(args) > 10 else (kwargs or {}).get("keep_states", True)
+            self.calls.append((keep, tuple(out[1].shape)))
+        return out
+
+
+@pytest.mark.parametrize("mode", ["signed", "nonneg"])
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
+def test_inference_sista_allocates_no_states(device, K, mode):
+    """Inference (no grad) ran the same as training and kept the [T, K, B, n] states for a
+    backward that never comes; it now runs in two [B, n] buffers, with identical codes."""
+    x, A, S, alpha0 = make(dtype=F64, device=device)
+    s = [torch.tensor(v, dtype=F64, device=device) for v in PARAMS.values()]
+    kept, kept_states = torch.ops.vadx.sista(x, A, None, *s, S, alpha0, K, mode, True)
+    lean, no_states = torch.ops.vadx.sista(x, A, None, *s, S, alpha0, K, mode, False)
+    assert kept_states.shape == (5, K, 3, 16) and no_states.shape == (5, 0, 3, 16)
+    assert torch.equal(kept, lean)
+    assert_close(lean, reference.sista(x, A, **PARAMS, S=S, alpha0=alpha0, K=K, mode=mode),
+                 rtol=1e-13, atol=1e-13)
+    # the wrapper asks for the states only when a gradient will be needed
+    rec = _RecordSista()
+    with rec:
+        with torch.no_grad():
+            op(x, A.requires_grad_(), **PARAMS, S=S, alpha0=alpha0, K=K, mode=mode)
+        op(x, A.detach(), **PARAMS, S=S, alpha0=alpha0, K=K, mode=mode)
+        codes = op(x, A.requires_grad_(), **PARAMS, S=S, alpha0=alpha0, K=K, mode=mode)
+    assert rec.calls == [(False, (5, 0, 3, 16)), (False, (5, 0, 3, 16)), (True, (5, K, 3, 16))]
+    codes.sum().backward()  # and backward still works from the kept states
+    assert A.grad is not None and torch.isfinite(A.grad).all()
+
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), float("-inf"), 0.0, -0.1])
+def test_tsc_dictionary_step_rejects_bad_lr(lr):
+    """lr=nan was accepted and returned a NaN dictionary."""
+    x, A, S, alpha0 = make(dtype=F64)
+    codes = op(x, A, **PARAMS, S=S, alpha0=alpha0, K=3)
+    with pytest.raises(ValueError, match=rf"tsc_dictionary_step: lr must be finite and > 0, got {lr!r}"):
+        vadx.ops.tsc_dictionary_step(A, x, codes, lr=lr)
+    with pytest.raises(TypeError, match=r"tsc_dictionary_step: lr must be a number, got str"):
+        vadx.ops.tsc_dictionary_step(A, x, codes, lr="0.1")
+    assert torch.isfinite(vadx.ops.tsc_dictionary_step(A, x, codes, lr=torch.tensor(0.05))).all()

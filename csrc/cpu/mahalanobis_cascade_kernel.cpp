@@ -1,7 +1,9 @@
 // mahalanobis_cascade, CPU.
 // Stage 1 works on tiles of positions taken straight from each frame's [m, H*W] view of the NCHW
-// map (no permuted copy): one BLAS GEMM W1 · X[:, tile], then each column is reduced to d1 while
-// the tile is still in cache, and the suspicious columns are gathered there too. Stage 2 (the CT
+// map (no permuted copy): the tile is centred (X[:, tile] - mu1 into a tile-sized, L2-resident
+// buffer, so that features with a large offset keep their precision: W1 x - W1 mu1 would cancel
+// catastrophically in float32), one BLAS GEMM W1 · (X[:, tile] - mu1), then each column is
+// reduced to d1 while the tile is still in cache, and the suspicious columns are gathered there too. Stage 2 (the CT
 // transform and G2) is two GEMMs over the gathered suspicious positions only, so its cost is
 // proportional to their number.
 #include "../mahalanobis_cascade.h"
@@ -14,6 +16,7 @@
 #include <ATen/ops/mm.h>
 #include <ATen/ops/mv.h>
 #include <ATen/ops/neg.h>
+#include <ATen/ops/sub.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -29,7 +32,7 @@ namespace {
 constexpr int64_t kTileBytes = 1024 * 1024;
 
 template <typename scalar_t>
-void cascade(const at::Tensor& x3, const at::Tensor& w1, const at::Tensor& c1, double beta,
+void cascade(const at::Tensor& x3, const at::Tensor& w1, const at::Tensor& mu1, double beta,
              double alpha, const at::Tensor& ct_weight, const at::Tensor& ct_bias,
              const at::Tensor& mu2, const at::Tensor& w2, double phi, at::Tensor& d1,
              at::Tensor& d2, at::Tensor& label) {
@@ -39,7 +42,7 @@ void cascade(const at::Tensor& x3, const at::Tensor& w1, const at::Tensor& c1, d
   const int64_t ntiles = B * tiles_per_frame;
   const scalar_t* x = x3.const_data_ptr<scalar_t>();
   const int64_t sb = x3.stride(0), sm = x3.stride(1), sp = x3.stride(2);
-  const scalar_t* c = c1.const_data_ptr<scalar_t>();
+  const at::Tensor mu1_col = mu1.reshape({m, 1});
   scalar_t* d1p = d1.mutable_data_ptr<scalar_t>();
   uint8_t* lp = label.mutable_data_ptr<uint8_t>();
 
@@ -52,15 +55,15 @@ void cascade(const at::Tensor& x3, const at::Tensor& w1, const at::Tensor& c1, d
       const int64_t b = t / tiles_per_frame;
       const int64_t p0 = (t - b * tiles_per_frame) * tile;
       const int64_t len = std::min(tile, HW - p0);
-      // BLAS reads the strided [m, len] view in place; in a parallel region it runs on this thread.
-      const at::Tensor y = at::mm(w1, x3.select(0, b).narrow(1, p0, len));
+      // Centring reads the strided [m, len] view in place into a contiguous tile; the GEMM then
+      // runs on this thread (BLAS in a parallel region).
+      const at::Tensor y = at::mm(w1, at::sub(x3.select(0, b).narrow(1, p0, len), mu1_col));
       const scalar_t* yp = y.const_data_ptr<scalar_t>();
       acc.assign(len, 0.0);
       for (int64_t i = 0; i < m; ++i) {  // row by row: unit-stride, vectorisable
-        const double ci = c[i];
         const scalar_t* row = yp + i * len;
         for (int64_t p = 0; p < len; ++p) {
-          const double v = static_cast<double>(row[p]) - ci;
+          const double v = static_cast<double>(row[p]);
           acc[p] += v * v;
         }
       }
@@ -144,9 +147,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> mahalanobis_cascade_cpu(
   }
   // A view for contiguous maps and channel slices of them; other layouts are copied once.
   const at::Tensor x3 = feats.reshape({B, m, H * W});
-  const at::Tensor c1 = at::mv(w1, mu1);  // d1 = ||W1 x - W1 mu1||: no centred copy of x
   AT_DISPATCH_FLOATING_TYPES(feats.scalar_type(), "mahalanobis_cascade_cpu", [&] {
-    cascade<scalar_t>(x3, w1, c1.contiguous(), beta, alpha, ct_weight, ct_bias, mu2, w2, phi, d1,
+    cascade<scalar_t>(x3, w1, mu1, beta, alpha, ct_weight, ct_bias, mu2, w2, phi, d1,
                       d2, label);
   });
   return {d1, d2, label};

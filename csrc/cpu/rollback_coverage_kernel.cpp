@@ -1,5 +1,6 @@
 // rollback_coverage, CPU: a float64 summed-area table (SAT) per frame, in parallel over frames,
-// then the output rows in parallel over frames x rows, four SAT lookups per pixel.
+// then the output rows in parallel over frames x rows, four SAT lookups per pixel; frames whose
+// SAT would not be exact are summed directly over each pixel's covering cells (see the header).
 //
 // Output rows whose covering cell rows are the same are identical (with jump J, runs of up to J
 // rows), so a row equal to the one before it in the same frame is copied instead of recomputed.
@@ -55,26 +56,33 @@ void coverage(const at::Tensor& weights, const CoverageGeometry& g, scalar_t* ou
 
   std::vector<double> sat(B * plane);
   std::vector<char> has_nonfinite(B);
+  std::vector<char> direct(B);  // the frame's SAT is not exact: sum directly (see the header)
   const int64_t sat_grain = std::max<int64_t>(1, kGrainElements / plane);
   at::parallel_for(0, B, sat_grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const scalar_t* wb = w + b * sb;
       bool any = false;
+      SatExactness exactness;
       build_sat(g.Hk, g.Wk, sat.data() + b * plane, [&](int64_t i, int64_t j) {
         const double v = static_cast<double>(wb[i * sh + j * sw]);
         const bool finite = nonfinite_class(v) == kFinite;
         any |= !finite;
+        if (finite) {
+          exactness.add(v);
+        }
         return finite ? v : 0.0;
       });
       has_nonfinite[b] = any;
+      direct[b] = !exactness.exact();
     }
   });
 
-  // Frames with NaN/inf weights also get integer SATs counting each class (see the header).
+  // Frames with NaN/inf weights also get integer SATs counting each class (see the header),
+  // unless they are summed directly (IEEE sums need no counts).
   std::vector<int64_t> slot(B, -1);
   int64_t flagged = 0;
   for (int64_t b = 0; b < B; ++b) {
-    if (has_nonfinite[b]) {
+    if (has_nonfinite[b] && !direct[b]) {
       slot[b] = flagged++;
     }
   }
@@ -112,7 +120,14 @@ void coverage(const at::Tensor& weights, const CoverageGeometry& g, scalar_t* ou
       const double* S = sat.data() + b * plane;
       const double* top = S + r.lo * pitch;
       const double* bottom = S + r.hi * pitch;
-      if (slot[b] < 0) {
+      if (direct[b]) {
+        const scalar_t* wb = w + b * sb;
+        for (int64_t x = 0; x < W0; ++x) {  // equal column ranges (runs of up to J) are copied
+          dst[x] = x > 0 && cols[x].lo == cols[x - 1].lo && cols[x].hi == cols[x - 1].hi
+                       ? dst[x - 1]
+                       : static_cast<scalar_t>(direct_sum(wb, sh, sw, r, cols[x]));
+        }
+      } else if (slot[b] < 0) {
         for (int64_t x = 0; x < W0; ++x) {
           dst[x] = static_cast<scalar_t>(rectangle_sum(top, bottom, cols[x]));
         }

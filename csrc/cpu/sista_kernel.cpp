@@ -157,8 +157,9 @@ std::tuple<at::Tensor, at::Tensor> sista_cpu(const at::Tensor& x, const at::Tens
                                              const at::Tensor& lambda1, const at::Tensor& lambda2,
                                              const at::Tensor& gamma, const at::Tensor& S,
                                              const at::Tensor& alpha0, int64_t K,
-                                             c10::string_view mode) {
-  return sista_forward(kCpuKernels, x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode);
+                                             c10::string_view mode, bool keep_states) {
+  return sista_forward(kCpuKernels, x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode,
+                       keep_states);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,

@@ -1,6 +1,8 @@
 // mahalanobis_cascade, CUDA.
-// Stage 1: cuBLAS GEMMs W1 · X_b over chunks of frames (a bounded [chunk, m, H*W] buffer, never a
-// whitened copy of the whole batch; no permuted copy), then one kernel reduces each position's
+// Stage 1: cuBLAS GEMMs W1 · (X_b - mu1) over chunks of frames (bounded [chunk, m, H*W] buffers
+// for the centred and the whitened chunk, never a copy of the whole batch; no permuted copy;
+// centring before the product keeps features with a large offset precise, where W1 x - W1 mu1
+// would cancel catastrophically in float32), then one kernel reduces each position's
 // column to d1 and labels it. Stage 2: the suspicious positions are compacted (one device-to-host
 // count per call, not per frame), gathered and sent through the CT and G2 GEMMs, so its cost is
 // proportional to their number.
@@ -14,6 +16,7 @@
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/mv.h>
 #include <ATen/ops/nonzero.h>
+#include <ATen/ops/sub.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -34,8 +37,7 @@ int blocks_for(int64_t n) {
 
 // One thread per position; consecutive threads read consecutive positions of each channel row.
 template <typename scalar_t>
-__global__ void stage1_kernel(const scalar_t* __restrict__ y, const scalar_t* __restrict__ c,
-                              int64_t m, int64_t hw, int64_t npos, double beta, double alpha,
+__global__ void stage1_kernel(const scalar_t* __restrict__ y, int64_t m, int64_t hw, int64_t npos, double beta, double alpha,
                               scalar_t* __restrict__ d1, uint8_t* __restrict__ label) {
   using acc_t = at::opmath_type<scalar_t>;
   for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < npos;
@@ -44,7 +46,7 @@ __global__ void stage1_kernel(const scalar_t* __restrict__ y, const scalar_t* __
     const scalar_t* col = y + b * m * hw + p;
     acc_t acc = 0;
     for (int64_t i = 0; i < m; ++i) {
-      const acc_t v = static_cast<acc_t>(col[i * hw]) - static_cast<acc_t>(c[i]);
+      const acc_t v = static_cast<acc_t>(col[i * hw]);
       acc += v * v;
     }
     const double dist = ::sqrt(static_cast<double>(acc));
@@ -108,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> mahalanobis_cascade_cuda(
     return {d1, d2, label};
   }
   const at::Tensor x3 = feats.reshape({B, m, hw});
-  const at::Tensor c1 = at::mv(w1, mu1).contiguous();
+  const at::Tensor mu1_col = mu1.reshape({1, m, 1});
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t chunk = std::max<int64_t>(1, kChunkElems / std::max<int64_t>(1, m * hw));
 
@@ -116,10 +118,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> mahalanobis_cascade_cuda(
                                   "mahalanobis_cascade_cuda", [&] {
     for (int64_t b0 = 0; b0 < B; b0 += chunk) {
       const int64_t nb = std::min(chunk, B - b0);
-      const at::Tensor y = at::matmul(w1, x3.narrow(0, b0, nb)).contiguous();  // [nb, m, hw]
+      const at::Tensor y =
+          at::matmul(w1, at::sub(x3.narrow(0, b0, nb), mu1_col)).contiguous();  // [nb, m, hw]
       const int64_t npos = nb * hw;
       stage1_kernel<scalar_t><<<blocks_for(npos), kThreads, 0, stream>>>(
-          y.const_data_ptr<scalar_t>(), c1.const_data_ptr<scalar_t>(), m, hw, npos, beta, alpha,
+          y.const_data_ptr<scalar_t>(), m, hw, npos, beta, alpha,
           d1.mutable_data_ptr<scalar_t>() + b0 * hw, label.mutable_data_ptr<uint8_t>() + b0 * hw);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }

@@ -1,9 +1,12 @@
 // rollback_coverage, CUDA: three launches on the current stream, no host synchronisation:
 //   1. cell_ranges_kernel: the covering cells of every output row and column (once per call);
-//   2. sat_kernel: one block per frame builds its float64 summed-area table (SAT), and, only for
-//      frames that hold NaN/inf weights, the integer SATs that count them (see the header);
-//   3. coverage_kernel: one thread per pixel, four SAT lookups; warps run along output rows, so
-//      the stores (all the memory traffic that grows with the frame size) are coalesced.
+//   2. sat_kernel: one block per frame builds its float64 summed-area table (SAT), tests whether
+//      it is exact (SatExactness in the header), and, only for frames that hold NaN/inf weights,
+//      builds the integer SATs that count them;
+//   3. coverage_kernel: one thread per pixel, four SAT lookups (or, in frames whose SAT is not
+//      exact, the direct sum over the pixel's covering cells, in the CPU kernel's order); warps
+//      run along output rows, so the stores (all the memory traffic that grows with the frame
+//      size) are coalesced.
 // Same SAT recurrence and per-pixel expression as the CPU kernel: the results are bit-identical.
 #include "../rollback_coverage.h"
 
@@ -69,23 +72,43 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads)
     sat_kernel(const scalar_t* __restrict__ w, int64_t sb, int64_t sh, int64_t sw,
                CoverageGeometry g, double* __restrict__ sat, int64_t* __restrict__ counts,
-               bool* __restrict__ has_nonfinite) {
+               bool* __restrict__ has_nonfinite, bool* __restrict__ direct) {
   const int64_t plane = (g.Hk + 1) * (g.Wk + 1);
+  __shared__ double abs_sum;
+  __shared__ int min_bit;
   for (int64_t b = blockIdx.x; b < g.B; b += gridDim.x) {
     const scalar_t* wb = w + b * sb;  // read through the strides: no contiguous copy
+    if (threadIdx.x == 0) {
+      const SatExactness empty;
+      abs_sum = empty.abs_sum;
+      min_bit = empty.min_bit;
+    }
+    __syncthreads();
     int any = 0;
+    SatExactness mine;
     block_sat(g.Hk, g.Wk, sat + b * plane, [&](int64_t i, int64_t j) {
       const double v = static_cast<double>(wb[i * sh + j * sw]);
       const bool finite = nonfinite_class(v) == kFinite;
       any |= !finite;
+      if (finite) {
+        mine.add(v);
+      }
       return finite ? v : 0.0;
     });
+    atomicAdd(&abs_sum, mine.abs_sum);  // the test's factor-2 margin absorbs the sum's order
+    atomicMin(&min_bit, mine.min_bit);
     // Frames write disjoint planes, so this is the only barrier needed between them.
     const bool special = __syncthreads_or(any);
+    SatExactness frame;
+    frame.abs_sum = abs_sum;
+    frame.min_bit = min_bit;
+    const bool sum_directly = !frame.exact();  // uniform across the block
     if (threadIdx.x == 0) {
       has_nonfinite[b] = special;
+      direct[b] = sum_directly;
     }
-    if (special) {  // uniform across the block
+    __syncthreads();  // abs_sum and min_bit are read before the next frame resets them
+    if (special && !sum_directly) {  // uniform across the block
       for (int k = 0; k < kNonFiniteClasses; ++k) {
         block_sat(g.Hk, g.Wk, counts + (b * kNonFiniteClasses + k) * plane,
                   [&](int64_t i, int64_t j) -> int64_t {
@@ -99,9 +122,10 @@ __global__ void __launch_bounds__(kThreads)
 template <typename scalar_t>
 __global__ void __launch_bounds__(32 * kRowsPerBlock)
     coverage_kernel(const double* __restrict__ sat, const int64_t* __restrict__ counts,
-                    const bool* __restrict__ has_nonfinite, const CellRange* __restrict__ rows,
-                    const CellRange* __restrict__ cols, CoverageGeometry g,
-                    scalar_t* __restrict__ out) {
+                    const bool* __restrict__ has_nonfinite, const bool* __restrict__ direct,
+                    const scalar_t* __restrict__ w, int64_t sb, int64_t sh, int64_t sw,
+                    const CellRange* __restrict__ rows, const CellRange* __restrict__ cols,
+                    CoverageGeometry g, scalar_t* __restrict__ out) {
   const int64_t pitch = g.Wk + 1;
   const int64_t plane = (g.Hk + 1) * pitch;
   for (int64_t t = blockIdx.y * static_cast<int64_t>(kRowsPerBlock) + threadIdx.y;
@@ -110,9 +134,14 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock)
     const CellRange r = rows[t - b * g.H0];
     const double* S = sat + b * plane;
     const bool special = has_nonfinite[b];
+    const bool sum_directly = direct[b];
     for (int64_t x = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; x < g.W0;
          x += static_cast<int64_t>(gridDim.x) * blockDim.x) {
       const CellRange c = cols[x];
+      if (sum_directly) {
+        out[t * g.W0 + x] = static_cast<scalar_t>(direct_sum(w + b * sb, sh, sw, r, c));
+        continue;
+      }
       double v = rectangle_sum(S + r.lo * pitch, S + r.hi * pitch, c);
       if (special) {
         const int64_t* C = counts + b * kNonFiniteClasses * plane;
@@ -151,6 +180,7 @@ at::Tensor rollback_coverage_cuda(const at::Tensor& weights, c10::SymIntArrayRef
   const at::Tensor counts =
       at::empty({g.B, kNonFiniteClasses, plane}, weights.options().dtype(at::kLong));
   const at::Tensor has_nonfinite = at::empty({g.B}, weights.options().dtype(at::kBool));
+  const at::Tensor direct = at::empty({g.B}, weights.options().dtype(at::kBool));
   CellRange* rows = reinterpret_cast<CellRange*>(ranges.mutable_data_ptr<int64_t>());
   CellRange* cols = rows + g.H0;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -162,12 +192,14 @@ at::Tensor rollback_coverage_cuda(const at::Tensor& weights, c10::SymIntArrayRef
     sat_kernel<scalar_t><<<blocks_for(g.B, 1), kThreads, 0, stream>>>(
         weights.const_data_ptr<scalar_t>(), weights.stride(0), weights.stride(1),
         weights.stride(2), g, sat.mutable_data_ptr<double>(), counts.mutable_data_ptr<int64_t>(),
-        has_nonfinite.mutable_data_ptr<bool>());
+        has_nonfinite.mutable_data_ptr<bool>(), direct.mutable_data_ptr<bool>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const dim3 grid(blocks_for(g.W0, 32), blocks_for(g.B * g.H0, kRowsPerBlock));
     coverage_kernel<scalar_t><<<grid, dim3(32, kRowsPerBlock), 0, stream>>>(
         sat.const_data_ptr<double>(), counts.const_data_ptr<int64_t>(),
-        has_nonfinite.const_data_ptr<bool>(), rows, cols, g, out.mutable_data_ptr<scalar_t>());
+        has_nonfinite.const_data_ptr<bool>(), direct.const_data_ptr<bool>(),
+        weights.const_data_ptr<scalar_t>(), weights.stride(0), weights.stride(1),
+        weights.stride(2), rows, cols, g, out.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

@@ -108,9 +108,10 @@ std::tuple<at::Tensor, at::Tensor> sista_cuda(const at::Tensor& x, const at::Ten
                                               const at::Tensor& lambda1, const at::Tensor& lambda2,
                                               const at::Tensor& gamma, const at::Tensor& S,
                                               const at::Tensor& alpha0, int64_t K,
-                                              c10::string_view mode) {
+                                              c10::string_view mode, bool keep_states) {
   const c10::cuda::CUDAGuard device_guard(x.device());
-  return sista_forward(kCudaKernels, x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode);
+  return sista_forward(kCudaKernels, x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode,
+                       keep_states);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,

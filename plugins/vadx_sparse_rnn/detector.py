@@ -71,6 +71,7 @@ from torch import Tensor
 
 import vadx
 from vadx.features import demo_weights
+from vadx.ops.sista import MAX_K
 from vadx.params import Interval, Ints, Options, Path
 from vadx_sparse_rnn.features import (BACKBONES, LAYERS, N_PATCHES, build_backbone, empty_backbone,
                                       frame_features)
@@ -88,7 +89,7 @@ class _SparseCodingDetector(vadx.Detector):
         "backbone": Options(*BACKBONES),
         "weights": [Path(), Options("random"), None],
         "n_atoms": Interval(int, 1),
-        "K": Interval(int, 1),
+        "K": Interval(int, 1, MAX_K),  # the sista op bounds K (vadx.ops.sista.MAX_K)
         "lambda1": Interval(float, 0),
         "lambda2": Interval(float, 0),
         "temporal_weight": Interval(float, 0),

@@ -46,14 +46,14 @@ def _rollback_coverage_fake(weights, size, jump, offset, out_size):
 
 
 @torch.library.register_fake("vadx::sista")
-def _sista_fake(x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode):
+def _sista_fake(x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode, keep_states=True):
     check_same_device("sista", "x", x, A=A, gram=gram, lambda1=lambda1, lambda2=lambda2,
                       gamma=gamma, S=S, alpha0=alpha0)
     torch._check_value(x.dim() == 3, lambda: f"sista: x must be [B, T, d], got {x.dim()}-D")
     torch._check_value(A.dim() == 2, lambda: f"sista: A must be [d, n], got {A.dim()}-D")
     B, T, _ = x.shape
     n = A.shape[1]
-    return x.new_empty((B, T, n)), x.new_empty((T, K, B, n))
+    return x.new_empty((B, T, n)), x.new_empty((T, K if keep_states else 0, B, n))
 
 
 @torch.library.register_fake("vadx::sista_backward")

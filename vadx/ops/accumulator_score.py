@@ -43,7 +43,9 @@ def accumulator_score(
             accumulator holds its value, so one bad frame never poisons the rest of a stream.
             May be non-contiguous. Not differentiable (the result is detached from sigma's graph).
         tau: confidence threshold in [0, 1). ``tau = 0`` makes every frame a rise.
-        nu: step size, finite and > 0.
+        nu: step size, finite and > 0. Any finite nu is exact (a huge nu makes every frame jump
+            to lb or ub); the scans saturate composed shifts at 2^1000, exact for
+            ``|x0|, |lb|, |ub| <= 2^999``, so no nu makes NaN.
         lb, ub: finite clipping bounds, ``lb < ub``.
         x0: initial accumulator per stream, ``[B]`` (``[]`` or a number for 1-D sigma); default
             ``lb`` (as the authors' code). Pass the previous call's ``x_last`` here to continue a

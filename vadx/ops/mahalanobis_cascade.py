@@ -82,7 +82,9 @@ def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Ten
         Sigma += 1e-9 (tr(S) / m, or 1 if that is 0) I   a last floor for exactly singular S
 
     with ``s`` from the Ledoit-Wolf formula (``shrinkage=None``, the same estimate as
-    scikit-learn's ``LedoitWolf``) or given. Computed in float64.
+    scikit-learn's ``LedoitWolf``) or given. Computed in float64 whatever x's dtype; the results
+    are returned in x's dtype, and a result that does not fit it (float16 whitening matrices of
+    low-variance features overflow 65504) raises a ValueError instead of returning inf.
 
     Args:
         x: ``[N, m]`` samples (N >= 1), finite.
@@ -116,7 +118,17 @@ def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Ten
     if int(info) != 0:  # not reachable with the floor above, but never return garbage
         raise RuntimeError(f"fit_gaussian: covariance is not positive definite (minor {int(info)})")
     w = torch.linalg.solve_triangular(chol, eye, upper=False)
-    return mu.to(x.dtype), w.to(x.dtype)
+    mu_out, w_out = mu.to(x.dtype), w.to(x.dtype)
+    if not (torch.isfinite(mu_out).all() and torch.isfinite(w_out).all()):
+        # float16/bfloat16: the whitening matrix scales like 1/std and overflows the format for
+        # features of small spread (float16's max is 65504); never return inf silently.
+        big = max(float(mu.abs().max()), float(w.abs().max()))
+        raise ValueError(
+            f"fit_gaussian: the fitted mean/whitening matrix does not fit x's dtype {x.dtype} "
+            f"(largest magnitude {big:.3g}, {x.dtype} max {torch.finfo(x.dtype).max:.6g}); "
+            f"pass x as float32 or float64 (e.g. x.float())"
+        )
+    return mu_out, w_out
 
 
 def _ledoit_wolf_shrinkage(xc: Tensor, scale: Tensor) -> float:

@@ -17,6 +17,9 @@ __all__ = [
 ]
 
 
+_SAS_MAX_SHIFT = 2.0**1000
+
+
 def _sas_prepare(sigma: Tensor, tau: float, nu: float, lb: float, x0, decay: str):
     """float64 [B, T] sigma, per-frame increments a, validity mask and the float64 x0 [B]."""
     if decay not in ("symmetric", "paper"):
@@ -72,7 +75,9 @@ def accumulator_score_scan(sigma, tau=0.5, nu=2.0, lb=-7.0, ub=7.0, x0=None, dec
         # prefix[t] = prefix[t] ∘ prefix[t - shift]  (earlier: t - shift, later: t)
         ea, el, eu = a[:, :-shift], l[:, :-shift], u[:, :-shift]
         la, ll, lu = a[:, shift:], l[:, shift:], u[:, shift:]
-        a = torch.cat([a[:, :shift], ea + la], dim=1)
+        # the composed shift saturates at +-2^1000 as in the kernels (csrc/accumulator_score.h):
+        # exact for |x|, |lb|, |ub| <= 2^999, and a huge nu can no longer make inf - inf = NaN
+        a = torch.cat([a[:, :shift], (ea + la).clamp(-_SAS_MAX_SHIFT, _SAS_MAX_SHIFT)], dim=1)
         l = torch.cat([l[:, :shift], torch.clamp(el + la, ll, lu)], dim=1)
         u = torch.cat([u[:, :shift], torch.clamp(eu + la, ll, lu)], dim=1)
         shift *= 2

@@ -72,9 +72,13 @@ def rollback_coverage(weights: Tensor, size, jump, offset, out_size) -> Tensor:
 
     Cost is O(cells + pixels) per frame whatever the field size: each frame's weights go into a
     float64 summed-area table and each pixel's covering cells form one rectangle of it (four
-    lookups), with the per-row and per-column cell ranges computed once per call. Integer weights
-    (flags) give exact integer coverage; float weights are accurate to float64 rounding of the
-    frame's running sums. CPU and CUDA results are bit-identical.
+    lookups), with the per-row and per-column cell ranges computed once per call. That table is
+    used only where it is exact (every partial sum representable in float64: 0/1 flags, integer
+    counts, scores of similar magnitude); a frame whose weights span too many orders of magnitude
+    (1e17 next to 1.0) or approach the float64 maximum is instead summed directly over each
+    pixel's covering cells (O(cells per pixel) per distinct pixel), so a large weight never
+    cancels or overflows onto pixels it does not cover: coverage is always the float64 sum of the
+    pixel's own covering weights. CPU and CUDA results are bit-identical.
 
     Example:
         >>> flags = torch.zeros(1, 3, 4)

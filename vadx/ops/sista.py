@@ -3,6 +3,7 @@ pass) as torch.ops.vadx.sista with its backward, and the helpers a TSC / sRNN-AE
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -12,6 +13,9 @@ from torch.utils.weak import WeakIdKeyDictionary
 from vadx.ops._checks import check_same_device
 
 __all__ = ["reconstruction_error", "sista", "tsc_dictionary_step"]
+
+# The largest K the op accepts (csrc/sista.h kSistaMaxK): the T x K loop cannot be interrupted.
+MAX_K = 10000
 
 # A^T A per dictionary, for calls that record no gradient: {A: (key of its contents, gram)}.
 _gram_cache = WeakIdKeyDictionary()
@@ -62,8 +66,9 @@ def sista(
     references anyway. The soft-threshold masks are not stored: they are read off those states
     (``a != 0``, or ``a > 0`` for nonneg). ``A^T A`` is recomputed in backward (one ``d n^2``
     GEMM) rather than kept. Backward's workspace is another ``[T, K, B, n]`` (dL/d pre-activation
-    of every step, so that dL/d(A^T A) is a single GEMM). Nothing is kept when no input requires
-    grad.
+    of every step, so that dL/d(A^T A) is a single GEMM). When the call records no gradient
+    (``torch.no_grad()``, inference, or no input requiring grad) the per-step states are not even
+    allocated: the recurrence runs in two ``[B, n]`` buffers (the op's ``keep_states=False``).
 
     When the call records no gradient (``torch.no_grad()``, inference, or no input requiring
     grad), ``A^T A`` is cached per dictionary tensor: at the paper's size (d = n = 2048) it costs
@@ -87,13 +92,18 @@ def sista(
             raises. Drop or impute such frames first if later frames matter.
         A: dictionary ``[d, n]``, x's dtype and device (columns of norm <= 1 in the paper; not
             enforced, see :func:`tsc_dictionary_step`).
-        lambda1, lambda2, gamma: sparsity weight, temporal-coherence weight and step parameter
-            (ISTA converges for ``gamma >= ||A||_2^2``), Python numbers or 0-d tensors (learnable:
-            they get gradients when they require grad) on x's device or the CPU.
+        lambda1, lambda2, gamma: sparsity weight (finite, >= 0), temporal-coherence weight
+            (finite) and step parameter (finite, > 0; ISTA converges for
+            ``gamma >= ||A||_2^2``), Python numbers or 0-d tensors (learnable: they get gradients
+            when they require grad) on x's device or the CPU. Their values are checked once per
+            call (one device-to-host read of the three scalars on CUDA).
         S: ``[B, T]`` similarities, ``S[:, t] = S_{t-1,t}``; ``S[:, 0]`` couples frame 1 to
             ``alpha0``.
         alpha0: initial codes ``[B, n]``, or ``[n]`` shared by all items.
-        K: ISTA steps per frame (layers of the sRNN), >= 1; the paper uses 3.
+        K: ISTA steps per frame (layers of the sRNN), in [1, 10000] (``vadx.ops.sista.MAX_K``);
+            the paper uses 3 (sRNN) to 30 (TSC). The bound exists because a running call cannot
+            be interrupted (Ctrl-C is seen only when it returns): K = 10000 is about a second per
+            frame at the paper's size on one CPU core, K = 1e6 would be minutes.
         mode: ``"signed"`` (default) or ``"nonneg"``, see above.
 
     Returns:
@@ -121,13 +131,17 @@ def sista(
     gamma = _scalar("gamma", gamma, x, dtype)
     if alpha0.dim() == 1 and x.dim() == 3 and A.dim() == 2 and alpha0.shape[0] == A.shape[1]:
         alpha0 = alpha0.expand(x.shape[0], alpha0.shape[0])  # other shapes: the op names them
+    if K < 1 or K > MAX_K:
+        raise ValueError(f"sista: K (ISTA steps per frame) must be in [1, {MAX_K}], got {K}")
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (x, A, lambda1, lambda2, gamma, S, alpha0)
+    )
     gram = None
-    if not torch.compiler.is_compiling() and not (
-        torch.is_grad_enabled()
-        and any(t.requires_grad for t in (x, A, lambda1, lambda2, gamma, S, alpha0))
-    ):
+    if not torch.compiler.is_compiling() and not needs_grad:
         gram = _cached_gram(A)
-    codes, _ = torch.ops.vadx.sista(x, A, gram, lambda1, lambda2, gamma, S, alpha0, int(K), mode)
+    codes, _ = torch.ops.vadx.sista(
+        x, A, gram, lambda1, lambda2, gamma, S, alpha0, int(K), mode, needs_grad
+    )
     return codes
 
 
@@ -162,10 +176,11 @@ def _cached_gram(A: Tensor) -> Tensor | None:
 
 
 def _setup_context(ctx, inputs, output):
-    x, A, gram, lambda1, lambda2, gamma, S, _alpha0, _K, mode = inputs
+    x, A, gram, lambda1, lambda2, gamma, S, _alpha0, _K, mode = inputs[:10]  # [10]: keep_states
     codes, states = output
     ctx.mark_non_differentiable(states)
     ctx.mode = mode
+    ctx.n_inputs = len(inputs)
     ctx.save_for_backward(x, A, gram, lambda1, lambda2, gamma, S, codes, states)
 
 
@@ -174,7 +189,8 @@ def _backward(ctx, grad_codes, _grad_states):
     dx, dA, dgram, dl1, dl2, dgamma, dS, dalpha0 = torch.ops.vadx.sista_backward(
         grad_codes, x, A, gram, lambda1, lambda2, gamma, S, codes, states, ctx.mode
     )
-    return dx, dA, dgram if gram is not None else None, dl1, dl2, dgamma, dS, dalpha0, None, None
+    grads = (dx, dA, dgram if gram is not None else None, dl1, dl2, dgamma, dS, dalpha0)
+    return grads + (None,) * (ctx.n_inputs - len(grads))  # K, mode (and keep_states)
 
 
 torch.library.register_autograd("vadx::sista", _backward, setup_context=_setup_context)
@@ -213,12 +229,21 @@ def tsc_dictionary_step(A: Tensor, x: Tensor, alpha: Tensor, lr: float) -> Tenso
         A: dictionary ``[d, n]``.
         x: features ``[..., d]``; alpha: their codes ``[..., n]`` (same leading shape, e.g. the
             ``[B, T]`` of :func:`sista`'s input and output). ``N = 0`` items: only the projection.
-        lr: step size.
+        lr: step size, a finite number > 0.
 
     Returns:
         The new dictionary ``[d, n]`` (a new tensor, not tracked by autograd; A is unchanged).
+
+    Raises:
+        ValueError / TypeError: a bad argument, naming it with the expected and the actual value.
     """
     _check_codes("tsc_dictionary_step", x, A, alpha)
+    if isinstance(lr, Tensor) and lr.dim() == 0:
+        lr = lr.item()
+    if not isinstance(lr, numbers.Real) or isinstance(lr, bool):
+        raise TypeError(f"tsc_dictionary_step: lr must be a number, got {type(lr).__name__}")
+    if not (math.isfinite(float(lr)) and float(lr) > 0.0):
+        raise ValueError(f"tsc_dictionary_step: lr must be finite and > 0, got {lr!r}")
     with torch.no_grad():
         X = x.reshape(-1, A.shape[0])
         codes = alpha.reshape(-1, A.shape[1])
