@@ -121,7 +121,8 @@ def test_stream_state_and_reset(mean_level):
     with pytest.raises(ValueError, match=r"call reset\(\) to start a new video"):
         stream.update(make_video(2, H=10))
     stream.reset()
-    stream.update(make_video(2, H=10))
+    with pytest.warns(UserWarning, match=r"frames are 10x32 \(H x W\), the training frames were 24x32"):
+        stream.update(make_video(2, H=10))
     assert stream.state["seen"] == 2
 
 

@@ -135,9 +135,10 @@ def test_bad_files_raise_errors_naming_the_file(tmp_path):
         open_video(empty_dir)
     cv2.imwrite(str(empty_dir / "000.png"), np.zeros((4, 4), np.uint8))
     (empty_dir / "001.png").write_bytes(b"\x89PNG broken")
-    reader = open_video(empty_dir)
-    with pytest.raises(VideoReadError, match=r"001\.png: cannot decode"):
-        reader.read()
+    with pytest.raises(VideoReadError, match=r"001\.png: cannot decode.*strict=True refuses it"):
+        open_video(empty_dir, strict=True).read()
+    with pytest.warns(UserWarning, match=r"001\.png: cannot decode.*skipped it"):
+        assert open_video(empty_dir).read().shape == (1, 1, 4, 4)  # the good frame is kept
 
 
 def test_truncated_video_yields_its_frames_and_warns(tmp_path):

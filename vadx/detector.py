@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ from torch import Tensor, nn
 
 from vadx import model_file, params, progress
 from vadx.errors import NotFittedError
+
+
+# Detector.score(maps=None) keeps localization maps up to this many bytes (256 MiB: all maps of
+# ~780 frames of 240x360 at 4 bytes a pixel); beyond it drops them, so memory stays bounded.
+MAX_KEPT_MAP_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -101,6 +107,68 @@ class Scores:
         return self
 
 
+class _Growing:
+    """Per-chunk tensors ``[t, ...]`` concatenated into one buffer that doubles when full.
+
+    Keeping one small tensor per chunk between each chunk's large transient ones (maps,
+    features) fragments the C heap: resident memory grew ~1 MiB a chunk (310 MiB for 20,000
+    frames of 64x64) although nothing large was kept. A few doubling buffers do not."""
+
+    def __init__(self) -> None:
+        self.buf: Tensor | None = None
+        self.n = 0
+
+    def add(self, x: Tensor) -> None:
+        t = int(x.shape[0])
+        if self.buf is None:
+            self.buf = x.new_empty((max(t, 1024), *x.shape[1:]))
+        elif self.n + t > self.buf.shape[0]:
+            grown = self.buf.new_empty((max(2 * self.buf.shape[0], self.n + t), *self.buf.shape[1:]))
+            grown[:self.n] = self.buf[:self.n]
+            self.buf = grown
+        self.buf[self.n:self.n + t] = x
+        self.n += t
+
+    def result(self) -> Tensor:
+        return self.buf[:self.n].clone()
+
+
+class _ScoresBuilder:
+    """The concatenated :class:`Scores` of consecutive chunks, in memory bounded by the chunk
+    size where maps are not kept (see :class:`_Growing`); kept maps are concatenated once."""
+
+    def __init__(self) -> None:
+        self.frame = _Growing()
+        self.extras: dict[str, _Growing] | None = None
+        self.maps: list[Tensor] | None = []
+
+    def add(self, s: Scores, *, keep_maps: bool, device: torch.device | None = None) -> None:
+        move = (lambda x: x) if device is None else (lambda x: x.to(device))
+        if len(s) == 0:
+            return
+        self.frame.add(move(s.frame))
+        if self.extras is None:
+            self.extras = {k: _Growing() for k in s.extras}
+        for k in list(self.extras):  # as Scores.cat: only the entries every chunk has
+            if k in s.extras:
+                self.extras[k].add(move(s.extras[k]))
+            else:
+                del self.extras[k]
+        if keep_maps and s.maps is not None and self.maps is not None:
+            self.maps.append(move(s.maps))
+        else:
+            self.maps = None
+
+    def drop_maps(self) -> None:
+        self.maps = None
+
+    def result(self) -> Scores:
+        if self.frame.buf is None:
+            return Scores(torch.empty(0))
+        maps = torch.cat(self.maps) if self.maps else None
+        return Scores(self.frame.result(), maps, {k: g.result() for k, g in (self.extras or {}).items()})
+
+
 def check_frames(frames: Any, what: str = "frames") -> Tensor:
     """Validate one chunk of frames: a uint8 tensor/array ``[T, C, H, W]``, C in {1, 3}."""
     if isinstance(frames, np.ndarray):
@@ -132,23 +200,35 @@ def check_fps(fps: Any, name: str = "fps") -> float | None:
 class VideoChunks:
     """A validated, re-iterable view of one video as chunks of at most ``chunk_size`` frames.
 
-    Iterating a one-shot source (a generator) twice raises instead of silently yielding nothing.
+    Iterating a one-shot source (a generator, an iterator) a second time raises instead of
+    silently yielding nothing, also when it is wrapped anew (each ``score()`` call wraps its
+    video): an exhausted generator is recognised by its state, and any other iterator that
+    yields no chunk at all is refused, since an exhausted one cannot be told from an empty one.
     """
 
     def __init__(self, video: Any, chunk_size: int, device: torch.device, name: str = "video"):
         if isinstance(video, (Tensor, np.ndarray)):
             video = check_frames(video, name)
         elif isinstance(video, (str, bytes, os.PathLike)):
+            path = os.fsdecode(video) if isinstance(video, bytes) else os.fspath(video)
             raise TypeError(f"{name} must be decoded frames [T, C, H, W] uint8, got the path "
-                            f"{os.fspath(video)!r}: read the file into frames first")
+                            f"{path!r}: read the file into frames first, e.g. "
+                            f"vadx.io.open_video({path!r}) (a re-iterable reader of chunks)")
         elif not isinstance(video, Iterable):
             raise TypeError(f"{name} must be uint8 frames [T, C, H, W] or an iterable of such "
                             f"chunks, got {type(video).__name__}")
         self.source, self.chunk_size, self.device, self.name = video, chunk_size, device, name
         self.fps = check_fps(getattr(video, "fps", None), f"{name}.fps")  # None: not known
-        self.frame_shape: tuple[int, int, int] | None = None  # (C, H, W), known once read
+        # (C, H, W), known once read (at once for a tensor)
+        self.frame_shape: tuple[int, int, int] | None = \
+            tuple(video.shape[1:]) if isinstance(video, Tensor) else None
         self._one_shot = not isinstance(video, Tensor) and iter(video) is video
         self._consumed = False
+
+    def _consumed_error(self) -> RuntimeError:
+        return RuntimeError(f"{self.name} is a one-shot iterator that was already consumed; pass "
+                            f"a tensor, a list of chunks or a re-iterable reader "
+                            f"(vadx.io.open_video)")
 
     def __iter__(self) -> Iterator[Tensor]:
         if isinstance(self.source, Tensor):
@@ -156,11 +236,13 @@ class VideoChunks:
             for start in range(0, self.source.shape[0], self.chunk_size):
                 yield self.source[start:start + self.chunk_size].to(self.device)
             return
-        if self._one_shot and self._consumed:
-            raise RuntimeError(f"{self.name} is a one-shot iterator that was already consumed; pass "
-                               f"a tensor, a list of chunks or a re-iterable reader")
+        if self._one_shot and (self._consumed or (
+                inspect.isgenerator(self.source)
+                and inspect.getgeneratorstate(self.source) == inspect.GEN_CLOSED)):
+            raise self._consumed_error()
         self._consumed = True
         shape = None
+        i = -1
         for i, chunk in enumerate(self.source):
             chunk = check_frames(chunk, f"{self.name} chunk {i}")
             if shape is not None and chunk.shape[1:] != shape:
@@ -170,6 +252,12 @@ class VideoChunks:
             self.frame_shape = tuple(shape)
             for start in range(0, chunk.shape[0], self.chunk_size):
                 yield chunk[start:start + self.chunk_size].to(self.device)
+        # an exhausted iterator (not a generator: its state tells) yields nothing, as an empty
+        # one would: refuse both rather than return no scores for a video that had frames
+        if i < 0 and self._one_shot and not inspect.isgenerator(self.source):
+            raise RuntimeError(f"{self.name} is an iterator that yielded no chunk: it was already "
+                               f"consumed, or is empty; pass a tensor, a list of chunks or a "
+                               f"re-iterable reader (vadx.io.open_video)")
 
 
 class Stream:
@@ -196,7 +284,8 @@ class Stream:
     def update(self, frames: Any) -> Scores:
         """Score the next chunk of frames ``[t, C, H, W]`` uint8; returns ``t`` scores."""
         frames = check_frames(frames)
-        self.detector._check_input(frames)
+        if self._shape is None:  # once per video: later chunks must match this one
+            self.detector._check_input(frames)
         if self._shape is not None and tuple(frames.shape[1:]) != self._shape:
             raise ValueError(f"frames of shape {tuple(frames.shape[1:])} in a stream of frames of "
                              f"shape {self._shape}; call reset() to start a new video")
@@ -404,12 +493,26 @@ class Detector(metaclass=_Checked):
         self._fitted = False
         with self.seeded():
             train_scores = self._fit(chunks, labels)
-        # (C, H, W) of the training frames, saved with the model: how to read new video for it.
-        shape = next((c.frame_shape for c in chunks if c.frame_shape is not None), None)
         if train_scores is None:
-            self._fitted, self.input_shape_ = True, list(shape) if shape is not None else None
-            train_scores = torch.cat([self.score(v).frame for v in chunks])
-        return self._complete_fit(train_scores, shape)
+            self._fitted = True
+            self.input_shape_ = self._training_shape(chunks)
+            train_scores = torch.cat([self.score(v, maps=False).frame for v in chunks])
+        # (C, H, W) of the training frames, saved with the model: how to read new video for it,
+        # and what _check_input holds new frames to
+        return self._complete_fit(train_scores, self._training_shape(chunks))
+
+    @staticmethod
+    def _training_shape(chunks: list[VideoChunks]) -> list[int] | None:
+        """(C, H, W) of the first training video, read from its first chunk if ``_fit`` did not
+        iterate it (a detector that samples frames or learns from precomputed features)."""
+        for c in chunks:
+            if c.frame_shape is None and not c._one_shot:
+                it = iter(c)  # re-iterable: read one chunk, then close the source
+                next(it, None)
+                it.close()
+            if c.frame_shape is not None:
+                return [int(x) for x in c.frame_shape]
+        return None
 
     def _complete_fit(self, train_scores: Tensor, input_shape: Any = None) -> Detector:
         """Mark fitted: ``decision_scores_``, ``threshold_`` (``_threshold``) and ``input_shape_``.
@@ -425,7 +528,10 @@ class Detector(metaclass=_Checked):
             raise NotFittedError(f"this {type(self).__name__} is not fitted: call fit() or vadx.load()")
 
     def _check_input(self, frames: Tensor) -> None:
-        """Frames must have the training frames' channels (and size, if ``fixed_frame_size``)."""
+        """Frames must have the training frames' channels, for every detector; and their size
+        (H, W) if ``fixed_frame_size``. Other detectors accept another size (they resize
+        internally or score any size) with a warning, since scores are calibrated
+        (``threshold_``) on frames of the training size. Called once per video (stream)."""
         shape = getattr(self, "input_shape_", None)
         if not shape:
             return
@@ -435,26 +541,69 @@ class Detector(metaclass=_Checked):
             raise ValueError(f"{self.name}: frames must be {kind[shape[0]]} as the training frames, "
                              f"got {kind.get(c, c)} frames of shape {tuple(frames.shape)}; read the "
                              f"video with {'grayscale=True' if shape[0] == 1 else 'grayscale=False'}")
-        if self.fixed_frame_size and [h, w] != list(shape[1:]):
-            raise ValueError(f"{self.name}: frames must be {shape[1]}x{shape[2]} (H x W) as the "
-                             f"training frames, got {h}x{w} (shape {tuple(frames.shape)}); resize "
-                             f"them first")
+        if [h, w] != [int(s) for s in shape[1:]]:
+            if self.fixed_frame_size:
+                raise ValueError(f"{self.name}: frames must be {shape[1]}x{shape[2]} (H x W) as the "
+                                 f"training frames, got {h}x{w} (shape {tuple(frames.shape)}); "
+                                 f"resize them first (vadx.io.open_video(..., size=({shape[1]}, "
+                                 f"{shape[2]})))")
+            warnings.warn(f"{self.name}: frames are {h}x{w} (H x W), the training frames were "
+                          f"{shape[1]}x{shape[2]}; the detector accepts them, but threshold_ was set "
+                          f"on the training size: read the video with size=({shape[1]}, "
+                          f"{shape[2]}) for comparable scores", UserWarning, stacklevel=4)
 
     def stream(self, *, fps: float | None = None) -> Stream:
         """A stream that scores a live video chunk by chunk; ``fps``: its frame rate, if known."""
         return Stream(self, fps=fps)
 
-    def score(self, video: Any, *, fps: float | None = None) -> Scores:
-        """Score every frame of a video (a tensor, array or iterable of chunks). ``fps``: its
-        frame rate; by default the video's own ``fps`` attribute where it has one (readers of
-        :mod:`vadx.io`, :mod:`vadx.data` videos)."""
-        chunks = VideoChunks(video, self.chunk_size, self.device)
-        stream = self.stream(fps=chunks.fps if fps is None else fps)
-        return Scores.cat([stream.update(chunk) for chunk in chunks])
+    def score_chunks(self, video: Any, *, fps: float | None = None) -> Iterator[Scores]:
+        """Score a video chunk by chunk: yields the :class:`Scores` of each chunk of at most
+        ``chunk_size`` frames (maps included where the detector makes them) as it is scored, so
+        memory stays bounded by the chunk size whatever the video's length; the caller keeps
+        what it needs. ``fps`` as in :meth:`score`. The same scores as :meth:`score`."""
+        chunks = VideoChunks(video, self.chunk_size, self.device)  # errors raise here, not
+        stream = self.stream(fps=chunks.fps if fps is None else fps)  # at the first next()
+        return (stream.update(chunk) for chunk in chunks)
+
+    def score(self, video: Any, *, fps: float | None = None, maps: bool | None = None) -> Scores:
+        """Score every frame of a video (a tensor, array or iterable of chunks).
+
+        Args:
+            video: uint8 ``[T, C, H, W]`` or an iterable of such chunks (e.g. a reader of
+                :mod:`vadx.io`).
+            fps: its frame rate; by default the video's own ``fps`` attribute where it has one
+                (readers of :mod:`vadx.io`, :mod:`vadx.data` videos).
+            maps: keep the per-frame localization maps in the result. True: always (they take
+                ``T x H x W x 4`` bytes); False: never (frame scores and extras only: memory is
+                bounded by the chunk size plus a few bytes per frame); None (default): keep them
+                while they take at most :data:`MAX_KEPT_MAP_BYTES` (256 MiB: ~780 frames of
+                240x360), else drop all of them, with a warning, as soon as they would
+                exceed it, so a long video is scored in bounded memory. :meth:`score_chunks`
+                gives every chunk's maps in bounded memory.
+        """
+        if maps not in (None, True, False):
+            raise TypeError(f"maps must be None (keep them up to {MAX_KEPT_MAP_BYTES} bytes), True "
+                            f"or False, got {maps!r}")
+        out, kept, n = _ScoresBuilder(), 0, 0
+        keep = maps is not False
+        for s in self.score_chunks(video, fps=fps):
+            n += len(s)
+            if keep and s.maps is not None:
+                kept += s.maps.numel() * s.maps.element_size()
+                if maps is None and kept > MAX_KEPT_MAP_BYTES:
+                    warnings.warn(f"{self.name}: score() dropped the localization maps after "
+                                  f"{n} frames, as they would exceed MAX_KEPT_MAP_BYTES "
+                                  f"({MAX_KEPT_MAP_BYTES} bytes); pass maps=True to keep them all "
+                                  f"or iterate score_chunks() to use them chunk by chunk",
+                                  UserWarning, stacklevel=2)
+                    keep = False
+                    out.drop_maps()
+            out.add(s, keep_maps=keep)
+        return out.result()
 
     def predict(self, video: Any, *, fps: float | None = None) -> Tensor:
         """Boolean ``[T]``: frame score above ``threshold_`` (``fps`` as in :meth:`score`)."""
-        return self.score(video, fps=fps).frame > self.threshold_
+        return self.score(video, fps=fps, maps=False).frame > self.threshold_
 
     # ----------------------------------------------------------------- state, device, files
     def _fitted_items(self) -> dict[str, Any]:

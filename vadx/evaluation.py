@@ -174,7 +174,9 @@ def score(det: Any, video: Any, *, keep_maps: bool = False, meter: Meter | None 
         ``(Scores, seconds)``: the scores on the CPU (frame scores, the maps if kept, the
         extras) and the seconds spent scoring, excluding the time spent reading/decoding frames.
     """
-    from vadx import Scores
+    import torch
+
+    from vadx.detector import VideoChunks, _ScoresBuilder
 
     name = getattr(video, "name", "") or "video"
     own = meter is None
@@ -182,16 +184,17 @@ def score(det: Any, video: Any, *, keep_maps: bool = False, meter: Meter | None 
         meter = Meter(f"scoring {name} with {det.name}", count_frames([video]),
                       show=_show(det, progress))
     with (meter if own else nullcontext(meter)), _stage(f"scoring {name} with {det.name}"):
-        stream = det.stream(fps=getattr(video, "fps", None))
-        parts = []
+        # validated chunks of at most det.chunk_size frames, as Detector.score reads them (an
+        # exhausted one-shot iterator raises instead of giving no scores)
+        chunks = VideoChunks(video, det.chunk_size, torch.device("cpu"), name)
+        stream = det.stream(fps=chunks.fps)
+        out = _ScoresBuilder()  # one growing buffer, not a tensor per chunk (heap fragmentation)
         t0, read0 = perf_counter(), meter.read_seconds
-        for chunk in meter.wrap(video):
-            for a in range(0, int(chunk.shape[0]), det.chunk_size):
-                s = stream.update(chunk[a:a + det.chunk_size])
-                maps = s.maps.cpu() if keep_maps and s.maps is not None else None
-                parts.append(Scores(s.frame.cpu(), maps, {k: v.cpu() for k, v in s.extras.items()}))
+        for chunk in meter.wrap(chunks):
+            s = stream.update(chunk)  # moves the chunk to det.device: timed as scoring
+            out.add(s, keep_maps=keep_maps, device=torch.device("cpu"))
         seconds = perf_counter() - t0 - (meter.read_seconds - read0)
-    return Scores.cat(parts), seconds
+    return out.result(), seconds
 
 
 # ---------------------------------------------------------------------------- evaluate

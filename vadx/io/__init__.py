@@ -7,6 +7,7 @@
 """
 
 from vadx.io.readers import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     ArrayReader,
@@ -14,6 +15,7 @@ from vadx.io.readers import (
     FolderReader,
     VideoReader,
     VideoReadError,
+    image_size,
     list_frames,
     natural_key,
     open_video,
@@ -22,6 +24,7 @@ from vadx.io.readers import (
 from vadx.io.writers import FOURCC, plot_scores, write_frames, write_overlay, write_video
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "FOURCC",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
@@ -30,6 +33,7 @@ __all__ = [
     "FolderReader",
     "VideoReadError",
     "VideoReader",
+    "image_size",
     "list_frames",
     "natural_key",
     "open_video",

@@ -9,12 +9,23 @@ Channels: ``grayscale=None`` keeps what the source stores (a single-channel imag
 ``C = 1``; colour image files and every video file give ``C = 3``, RGB order), ``True`` converts
 to ``C = 1`` (OpenCV's BGR->GRAY weights), ``False`` forces ``C = 3``.
 Resizing (``size=(H, W)``) uses area interpolation when shrinking and bilinear otherwise.
+
+Untrusted input: a frame may have at most ``max_pixels`` pixels (H x W; default
+:data:`DEFAULT_MAX_PIXELS`, or the environment variable ``VADX_MAX_PIXELS``), checked from the
+image file's header or the video container before anything is decoded, since a 140 KB PNG can
+decode to 12000 x 12000. A corrupt image in a frame folder is skipped with a warning naming it
+(``strict=True``: an error); a truncated video file yields the frames it has and warns
+(``strict=True``: an error), and one from which nothing can be decoded (an MP4 cut before its
+index) raises an error that says so. FFmpeg's own messages while a file is opened are kept off
+stderr and quoted in vadx's error instead.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,8 +39,128 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
 
 
+# 40 megapixels: an 8K UHD frame (7680 x 4320, 33 MP) passes; 12000 x 12000 (144 MP, 432 MB as
+# RGB, 28 GB for a chunk of 64) does not.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
 class VideoReadError(OSError):
     """A video file, frame file or frame folder exists but cannot be decoded."""
+
+
+def check_max_pixels(max_pixels: Any) -> int:
+    """Validate a ``max_pixels`` option: an int >= 1, or None for the default (the environment
+    variable ``VADX_MAX_PIXELS`` where set, else :data:`DEFAULT_MAX_PIXELS`)."""
+    if max_pixels is None:
+        env = os.environ.get("VADX_MAX_PIXELS")
+        if env is None:
+            return DEFAULT_MAX_PIXELS
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"environment variable VADX_MAX_PIXELS must be an int >= 1 (pixels per "
+                             f"frame), got {env!r}")
+        return value
+    if not isinstance(max_pixels, (int, np.integer)) or isinstance(max_pixels, bool) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be None (the default: $VADX_MAX_PIXELS or "
+                         f"{DEFAULT_MAX_PIXELS}) or an int >= 1, got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _too_large(what: str, h: int, w: int, max_pixels: int) -> VideoReadError:
+    return VideoReadError(f"{what}: frames of {w}x{h} (W x H) = {w * h} pixels exceed max_pixels "
+                          f"({max_pixels}); pass max_pixels= to open_video (or set VADX_MAX_PIXELS) "
+                          f"if this is intended")
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(H, W)`` of an image file from its header, without decoding it (Pillow reads headers
+    lazily), or None where it cannot tell (no Pillow, an unknown or corrupt header)."""
+    try:
+        from PIL import Image
+    except ImportError:  # OpenCV's own limit (2**30 pixels) still applies
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: we judge size
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as e:  # over twice Pillow's limit: it names the size
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        return (int(m.group(1)), 1) if m else (Image.MAX_IMAGE_PIXELS * 2 + 1, 1)
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: OpenCV decides
+        return None
+    return int(h), int(w)
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+def _quiet_open(path: Path) -> tuple[cv2.VideoCapture, str]:
+    """``cv2.VideoCapture(path)`` with FFmpeg's messages (e.g. "moov atom not found", printed by
+    C code straight to file descriptor 2) captured instead of printed; returns them so an error
+    can quote them. OpenCV reads its FFmpeg log level only once per process, so the descriptor
+    itself is redirected, for the few milliseconds of the open only."""
+    import tempfile
+
+    with _STDERR_LOCK, tempfile.TemporaryFile() as tmp:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable descriptor 2: open as is
+            return cv2.VideoCapture(str(path)), ""
+        try:
+            os.dup2(tmp.fileno(), 2)
+            cap = cv2.VideoCapture(str(path))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode("utf-8", "replace")
+    return cap, text
+
+
+def _ffmpeg_said(text: str) -> str:
+    """FFmpeg's messages as one clause: "[mov,mp4 @ 0x55..] moov atom not found" -> "moov atom
+    not found"."""
+    lines = {re.sub(r"^\[[^]]*\]\s*", "", ln).strip() for ln in text.splitlines()}
+    lines.discard("")
+    return "; ".join(sorted(lines))
+
+
+def _mp4_problem(path: Path) -> str | None:
+    """Why an MP4/MOV (ISO base media) file cannot be opened, from its top-level boxes: cut
+    short (a box runs past the end of the file) or without its index (``moov``, which writers
+    put at the end, so a file copied or written only in part has none). None: not such a file,
+    or its boxes look whole."""
+    size = path.stat().st_size
+    boxes: list[bytes] = []
+    with open(path, "rb") as f:
+        pos = 0
+        while pos + 8 <= size and len(boxes) < 10_000:
+            f.seek(pos)
+            head = f.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if not boxes and kind != b"ftyp":
+                return None  # not ISO base media
+            if length == 1 and len(head) == 16:
+                length = int.from_bytes(head[8:16], "big")
+            elif length == 0:  # the last box runs to the end of the file
+                length = size - pos
+            if length < 8:
+                return f"the box at byte {pos} is malformed (size {length}): corrupt file"
+            boxes.append(kind)
+            if pos + length > size:
+                where = "" if b"moov" in boxes else ", so the index (moov box) that follows it is missing"
+                return (f"the file is truncated: its '{kind.decode('latin-1')}' box at byte {pos} "
+                        f"needs {length} bytes and the file ends after {size - pos}{where} (cut "
+                        f"while being written or copied)")
+            pos += length
+    if boxes and b"moov" not in boxes:
+        return "the file has no index (moov box): it is truncated or was never finished"
+    return None
 
 
 def natural_key(name: str | os.PathLike) -> list[Any]:
@@ -100,6 +231,9 @@ class VideoReader:
 
     - ``chunk_size``: frames per yielded chunk (the last one may be shorter);
     - ``grayscale``, ``size``: the conversion options (see the module docstring);
+    - ``max_pixels``: the most pixels (H x W) a source frame may have, checked before decoding;
+    - ``strict``: a corrupt frame file or a truncated video raises instead of being skipped or
+      cut short with a warning;
     - ``fps``: frames per second (from the container for files, else as given; may be None);
     - ``name``: a short description of the source for messages.
 
@@ -110,11 +244,16 @@ class VideoReader:
     """
 
     def __init__(self, *, chunk_size: int = 64, grayscale: bool | None = None,
-                 size: tuple[int, int] | None = None, fps: float | None = None):
+                 size: tuple[int, int] | None = None, fps: float | None = None,
+                 max_pixels: int | None = None, strict: bool = False):
         self.chunk_size = check_chunk_size(chunk_size)
         self.grayscale = _check_grayscale(grayscale)
         self.size = check_size(size)
         self._fps = _check_fps(fps)
+        self.max_pixels = check_max_pixels(max_pixels)
+        if not isinstance(strict, bool):
+            raise ValueError(f"strict must be True or False, got {strict!r}")
+        self.strict = strict
         self.name = ""
 
     @property
@@ -175,24 +314,30 @@ class VideoReader:
     @property
     def shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of the frames this reader yields (decodes the first frame)."""
-        first = next(self._frames(0, 1), None)
+        frames = self._frames(0, None)  # the first decodable frame (corrupt files are skipped)
+        first = next(frames, None)
+        frames.close()
         if first is None:
             raise VideoReadError(f"{self.name}: no frames")
         f = self._convert(first)
         return f.shape[2], f.shape[0], f.shape[1]
 
     def __repr__(self) -> str:
-        opts = f"chunk_size={self.chunk_size}, grayscale={self.grayscale}, size={self.size}"
+        opts = (f"chunk_size={self.chunk_size}, grayscale={self.grayscale}, size={self.size}, "
+                f"max_pixels={self.max_pixels}, strict={self.strict}")
         return f"{type(self).__name__}({self.name!r}, {opts})"
 
 
 class FileReader(VideoReader):
     """A video file decoded with OpenCV (FFmpeg backend): mp4, avi, mov, mkv, ...
 
-    A file that OpenCV cannot open or from which no frame decodes raises :class:`VideoReadError`;
-    a file that stops decoding before the frame count its container announces (truncated or
-    corrupt in the middle) yields the frames it has and warns. The file is opened on first use
-    (``len``, ``fps``, ``shape``, iteration); :func:`open_video` opens it at once.
+    A file that OpenCV cannot open or from which no frame decodes raises :class:`VideoReadError`
+    saying why where it can tell (an MP4/MOV cut short or without its index, FFmpeg's own
+    message); a file that stops decoding before the frame count its container announces
+    (truncated or corrupt in the middle) yields the frames it has and warns (``strict=True``:
+    raises). Frames larger than ``max_pixels`` are refused from the container's header, before
+    any is decoded. The file is opened on first use (``len``, ``fps``, ``shape``, iteration);
+    :func:`open_video` opens it at once.
     """
 
     def __init__(self, path: str | os.PathLike, **options: Any):
@@ -205,14 +350,17 @@ class FileReader(VideoReader):
         self._probed = False
 
     def _probe(self) -> None:
-        """Read the container's frame rate and frame count (once; opening a file costs ~ms, and
-        a dataset of a thousand files should not pay that before it is used)."""
+        """Read the container's frame rate, frame count and frame size (once; opening a file
+        costs ~ms, and a dataset of a thousand files should not pay that before it is used)."""
         if self._probed:
             return
         cap = self._open()
         container_fps = cap.get(cv2.CAP_PROP_FPS)
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         cap.release()
+        if w * h > self.max_pixels:
+            raise _too_large(str(self.path), h, w, self.max_pixels)
         if self._fps is None and container_fps > 0:
             self._fps = float(container_fps)
         self._count = int(count) if count > 0 else None
@@ -226,11 +374,19 @@ class FileReader(VideoReader):
     def _open(self) -> cv2.VideoCapture:
         if self.path.stat().st_size == 0:
             raise VideoReadError(f"{self.path}: empty file (0 bytes), not a video")
-        cap = cv2.VideoCapture(str(self.path))
+        cap, said = _quiet_open(self.path)
         if not cap.isOpened():
             cap.release()
+            why = _mp4_problem(self.path)
+            ffmpeg = _ffmpeg_said(said)
+            ffmpeg = f" (FFmpeg: {ffmpeg})" if ffmpeg else ""
+            if why:
+                raise VideoReadError(f"{self.path}: no frame can be decoded: {why}{ffmpeg}")
             raise VideoReadError(f"{self.path}: OpenCV cannot open this file as a video (corrupt, "
-                                 f"not a video, or a codec this OpenCV build lacks)")
+                                 f"truncated, not a video, or a codec this OpenCV build "
+                                 f"lacks){ffmpeg}")
+        if said:  # opened after all: FFmpeg's warnings are the user's to see, as without vadx
+            sys.stderr.write(said)
         return cap
 
     def _frames(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
@@ -251,11 +407,17 @@ class FileReader(VideoReader):
         finally:
             cap.release()
         if i == 0 and (stop is None or stop > 0):
-            raise VideoReadError(f"{self.path}: no frame could be decoded (corrupt or empty video)")
+            announced = f"; the file announces {self._count} frames: it is truncated or corrupt" \
+                if self._count else " (corrupt or empty video)"
+            raise VideoReadError(f"{self.path}: no frame could be decoded{announced}")
         ended_early = stop is None or i < stop
         if ended_early and self._count is not None and i < self._count:
-            warnings.warn(f"{self.path}: decoded {i} of the {self._count} frames the file announces "
-                          f"(truncated or corrupt); using the {i} frames read", stacklevel=3)
+            msg = (f"{self.path}: decoded {i} of the {self._count} frames the file announces "
+                   f"(truncated or corrupt)")
+            if self.strict:
+                raise VideoReadError(f"{msg}; strict=True refuses it (strict=False uses the "
+                                     f"{i} frames read)")
+            warnings.warn(f"{msg}; using the {i} frames read", stacklevel=3)
             self._count = i  # len() now reports what can really be read
 
     def __len__(self) -> int:
@@ -273,7 +435,10 @@ class FileReader(VideoReader):
 class FolderReader(VideoReader):
     """Frames stored as image files (jpg, png, tif, bmp): a folder (naturally sorted) or a list.
 
-    A file that cannot be decoded raises :class:`VideoReadError` naming it.
+    A file that cannot be decoded is skipped with a warning naming it and dropped from
+    ``files``, so ``len()`` and frame indices then count the frames that can be read
+    (``strict=True``: :class:`VideoReadError` naming it). A file whose header announces more
+    than ``max_pixels`` pixels is refused before it is decoded, whatever ``strict`` says.
     """
 
     def __init__(self, files: str | os.PathLike | Sequence[str | os.PathLike], **options: Any):
@@ -291,30 +456,48 @@ class FolderReader(VideoReader):
             self.name = str(self.files[0].parent)
         self._native_grey: bool | None = None
 
-    def _imread(self, path: Path, flags: int) -> np.ndarray:
+    def _imread(self, path: Path, flags: int) -> np.ndarray | None:
+        """The decoded image, or None for a corrupt file that is skipped (not ``strict``)."""
+        hw = image_size(path) if path.is_file() else None
+        if hw is not None and hw[0] * hw[1] > self.max_pixels:
+            raise _too_large(str(path), hw[0], hw[1], self.max_pixels)
         img = cv2.imread(str(path), flags)
         if img is None:
             if not path.is_file():
                 raise FileNotFoundError(f"frame file not found: {path}")
-            raise VideoReadError(f"{path}: cannot decode this image file (corrupt or unsupported)")
+            if self.strict:
+                raise VideoReadError(f"{path}: cannot decode this image file (corrupt or "
+                                     f"unsupported); strict=True refuses it (strict=False skips it)")
+            warnings.warn(f"{path}: cannot decode this image file (corrupt or unsupported); "
+                          f"skipped it (strict=True refuses it)", stacklevel=4)
+            if path in self.files:
+                self.files.remove(path)
         return img
 
     def _grey(self) -> bool:
         """Whether frames are read as single-channel images."""
         if self.grayscale is not None:
             return self.grayscale
-        if self._native_grey is None:  # keep the files' own channels: probe the first one
+        while self._native_grey is None:  # keep the files' own channels: probe the first one
+            if not self.files:
+                raise VideoReadError(f"{self.name}: none of the frame files can be decoded")
             first = self._imread(self.files[0], cv2.IMREAD_UNCHANGED)
-            self._native_grey = first.ndim == 2 or first.shape[2] == 1
+            if first is not None:
+                self._native_grey = first.ndim == 2 or first.shape[2] == 1
         return self._native_grey
 
     def _frames(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
         grey = self._grey()
         # IMREAD_GRAYSCALE / IMREAD_COLOR also convert 16-bit and alpha images to 8-bit 1/3 channels
         flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
+        n = 0
         for path in self.files[start:stop]:
             img = self._imread(path, flags)
-            yield img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            if img is not None:
+                n += 1
+                yield img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if n == 0 and not self.files:
+            raise VideoReadError(f"{self.name}: none of the frame files can be decoded")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -356,7 +539,8 @@ class ArrayReader(VideoReader):
 
 
 def open_video(source: Any, *, chunk_size: int = 64, grayscale: bool | None = None,
-               size: tuple[int, int] | None = None, fps: float | None = None) -> VideoReader:
+               size: tuple[int, int] | None = None, fps: float | None = None,
+               max_pixels: int | None = None, strict: bool = False) -> VideoReader:
     """A re-iterable reader of ``source``, yielding uint8 ``[t, C, H, W]`` chunks.
 
     Args:
@@ -367,12 +551,19 @@ def open_video(source: Any, *, chunk_size: int = 64, grayscale: bool | None = No
         grayscale: None keeps the source's channels, True gives ``C = 1``, False ``C = 3``.
         size: ``(H, W)`` to resize every frame to, or None.
         fps: frame rate of a folder or array (files report their own; a value here overrides).
+        max_pixels: the most pixels (H x W) a source frame may have, checked from the file's
+            header before decoding; None: ``$VADX_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`
+            (40 million).
+        strict: raise on a corrupt frame file (default: skip it with a warning naming it) and
+            on a truncated video file (default: yield the frames it has, with a warning).
 
     Raises:
         FileNotFoundError: the path does not exist.
-        VideoReadError: the file or folder exists but holds no decodable video.
+        VideoReadError: the file or folder exists but holds no decodable video, a frame is
+            larger than ``max_pixels``, or (``strict``) a frame file is corrupt.
     """
-    options = dict(chunk_size=chunk_size, grayscale=grayscale, size=size, fps=fps)
+    options = dict(chunk_size=chunk_size, grayscale=grayscale, size=size, fps=fps,
+                   max_pixels=max_pixels, strict=strict)
     if isinstance(source, VideoReader):
         return source
     if isinstance(source, (np.ndarray, torch.Tensor)):
