@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import vadx
@@ -154,3 +156,16 @@ def test_only_the_progress_module_imports_tqdm():
             if any(n == "tqdm" or n.startswith("tqdm.") for n in names):
                 offenders.append(str(path.relative_to(ROOT.parent)))
     assert not offenders, f"these import tqdm instead of using vadx.progress: {sorted(set(offenders))}"
+
+
+def test_bare_import_reaches_the_user_facing_subpackages():
+    # a fresh interpreter: in this process pytest has imported them already
+    code = ("import vadx\n"
+            "assert callable(vadx.io.open_video) and callable(vadx.data.load)\n"
+            "assert callable(vadx.metrics.roc_auc) and vadx.postprocess.PostProcess\n"
+            "assert callable(vadx.features.load_backbone)\n"
+            "assert {'io', 'data', 'metrics'} <= set(dir(vadx))\n"
+            "try:\n    vadx.nope\nexcept AttributeError as e:\n    assert \"no attribute 'nope'\" in str(e)\n"
+            "else:\n    raise SystemExit('vadx.nope did not raise')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

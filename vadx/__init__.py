@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 
 import torch
@@ -44,6 +45,21 @@ from vadx.params import ParameterError  # noqa: E402
 from vadx.hookspecs import hookimpl  # noqa: E402
 
 __version__ = importlib.metadata.version("vadx")
+
+# Subpackages a user reaches as ``vadx.io`` etc. after a bare ``import vadx``, imported on first
+# use (PEP 562): importing them all eagerly measured +0.18 s on top of ~4.6 s (mostly torch).
+_LAZY = ("data", "evaluation", "features", "flow", "io", "metrics", "objects", "outputs", "params",
+         "plugins", "postprocess", "precision", "progress", "testing")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f"vadx.{name}")
+    raise AttributeError(f"module 'vadx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def create(name: str, **params) -> Detector:
