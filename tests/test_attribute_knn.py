@@ -1,0 +1,191 @@
+"""attribute-knn (plugins/vadx_attribute_knn): the chunked k-NN search, the coreset, the
+attributes, conformance with a stub object detector, the synthetic scene's speed and appearance
+anomalies (each found by its own attribute) and a real UCSD Ped2 clip when the shared weights and
+data are present. Ped2 accuracy and speed: bench/test_attribute_knn.py."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED
+
+import vadx
+import vadx.data
+from vadx import plugins
+from vadx.metrics import roc_auc
+from vadx.objects import Detections, ObjectDetector
+from vadx.testing import check_detector
+from vadx_attribute_knn import AttributeKNN
+from vadx_attribute_knn.attributes import background_motion, crops, velocity
+from vadx_attribute_knn.knn import greedy_coreset, knn_mean_distance
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+W = SHARED / "weights"
+MNV2 = W / "mobilenet_v2_imagenet.pth"
+PED2 = SHARED / "data" / "ucsd_ped2"
+
+
+class Blobs(ObjectDetector):
+    """Stub object detector: connected regions that differ from their 21x21 median
+    neighbourhood by more than ``threshold`` grey levels, as class "person"."""
+
+    name = "test-blobs"
+    classes = ["person", "tree"]
+
+    def __init__(self, *, threshold=25, min_area=12):
+        self.threshold, self.min_area = threshold, min_area
+
+    def detect(self, frames):
+        out = []
+        for f in frames:
+            g = f.float().mean(0).round().to(torch.uint8).numpy()
+            fg = (np.abs(g.astype(np.int16) - cv2.medianBlur(g, 21).astype(np.int16)) > self.threshold)
+            n, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+            keep = [s for s in stats[1:] if s[4] >= self.min_area]
+            boxes = torch.tensor([[x - 1, y - 1, x + w + 1, y + h + 1] for x, y, w, h, _ in keep],
+                                 dtype=torch.float32).reshape(-1, 4)
+            out.append(Detections(torch.zeros(len(keep), dtype=torch.long), torch.ones(len(keep)), boxes))
+        return out
+
+
+@pytest.fixture(autouse=True)
+def blobs(monkeypatch):
+    monkeypatch.setitem(plugins.object_detectors.__globals__["_object_detectors"], "test-blobs",
+                        plugins.ObjectDetectorEntry(Blobs, "test", None, None))
+
+
+STUB = {"name": "test-blobs"}
+CHEAP = dict(object_detector=STUB, weights="random", crop_size=32, k=2, bank_size=16,
+             min_box_size=2.0, progress=False)
+
+
+# ---------------------------------------------------------------- k-NN, coreset, attributes
+
+
+def test_knn_matches_the_full_distance_matrix():
+    g = torch.Generator().manual_seed(0)
+    q, bank = torch.randn(50, 16, generator=g), torch.randn(300, 16, generator=g)
+    want = torch.cdist(q.double(), bank.double()).topk(4, largest=False).values.mean(1)
+    for chunk in (7, 64, 1000):
+        torch.testing.assert_close(knn_mean_distance(q, bank, 4, chunk=chunk).double(), want,
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_knn_leaves_the_own_group_out():
+    bank = torch.tensor([[0.0], [1.0], [10.0]])
+    q = torch.tensor([[0.0]])
+    assert float(knn_mean_distance(q, bank, 1)) == 0.0
+    d = knn_mean_distance(q, bank, 1, query_groups=torch.tensor([0]), bank_groups=torch.tensor([0, 1, 1]))
+    assert float(d) == 1.0
+
+
+def test_greedy_coreset_keeps_the_outlier():
+    x = torch.cat([torch.randn(500, 4, generator=torch.Generator().manual_seed(0)) * 0.1,
+                   torch.full((1, 4), 50.0)])
+    idx = greedy_coreset(x, 10, generator=torch.Generator().manual_seed(0))
+    assert len(set(idx.tolist())) == 10 and 500 in idx.tolist()
+    assert torch.equal(greedy_coreset(x, 1000), torch.arange(501))
+
+
+def test_velocity_histogram_direction_and_perspective():
+    flow = torch.zeros(2, 40, 60)
+    flow[0, 10:20, 10:20] = 3.0  # rightwards, 3 px/frame
+    flow[1, 10:20, 40:50] = -3.0  # upwards
+    boxes = torch.tensor([[10.0, 10, 20, 20], [40, 10, 50, 20], [10, 10, 20, 30]])
+    v = velocity(flow, boxes, (40, 60), 8)
+    assert v.shape == (3, 8)
+    assert v[0].argmax() == 0 and abs(float(v[0, 0]) - 3 / 10) < 1e-6
+    assert v[1].argmax() == 6  # atan2(-3, 0) = -pi/2 -> 3pi/2 -> bin 6 of 8
+    # the same motion in a box twice as tall (half of it still): a quarter of the value
+    assert abs(float(v[2, 0]) - 3 / 2 / 20) < 1e-6
+
+
+def test_background_motion_ignores_boxed_objects():
+    flow = torch.zeros(2, 40, 60)
+    flow[0, 4:12, 4:12] = 5.0
+    e, block = background_motion(flow.clone(), torch.zeros(0, 4), (40, 60), 8)
+    assert float(e) == 5.0 and block.tolist() == [4.0, 4.0, 12.0, 12.0]
+    e, _ = background_motion(flow.clone(), torch.tensor([[4.0, 4, 12, 12]]), (40, 60), 8)
+    assert float(e) == 0.0
+
+
+def test_crops_resample_the_box():
+    frame = torch.zeros(1, 20, 30, dtype=torch.uint8)
+    frame[0, 5:15, 10:20] = 200
+    c = crops(frame, torch.tensor([[10.0, 5, 20, 15]]), 8)
+    assert c.shape == (1, 1, 8, 8) and torch.allclose(c, torch.full_like(c, 200.0))
+
+
+# ---------------------------------------------------------------- the detector
+
+
+def test_attribute_knn_follows_the_detector_contract():
+    det = check_detector(AttributeKNN, **CHEAP)
+    assert set(det.train_info_) >= {"frames", "objects"} and det.train_info_["objects"] > 0
+    assert det.velocity_bank_.shape[0] <= 16
+
+
+def test_parameters_are_checked():
+    with pytest.raises(vadx.ParameterError, match="attribute-knn: appearance_weight must be > 0"):
+        AttributeKNN(velocity_weight=0.0, appearance_weight=0.0)
+    with pytest.raises(vadx.ParameterError, match="attribute-knn: classes must be"):
+        AttributeKNN(classes=[])
+    det = AttributeKNN(object_detector=STUB, weights="random", classes=["car"], progress=False)
+    with pytest.raises(vadx.ParameterError, match="attribute-knn: classes must be names of the"):
+        det.fit([vadx.testing.make_video(6)])
+
+
+def test_no_objects_is_a_clear_error():
+    det = AttributeKNN(**{**CHEAP, "min_confidence": 1.0, "object_detector": {"name": "test-blobs",
+                                                                              "threshold": 255}})
+    with pytest.raises(ValueError, match="found no object"):
+        det.fit([vadx.testing.make_video(6)])
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return vadx.data.load("synthetic", seed=0, n_train=2, n_test=4, n_frames=70,
+                          kinds=("appearance", "speed"))
+
+
+def test_synthetic_speed_and_appearance_each_found_by_its_attribute(scene):
+    weights = str(MNV2) if MNV2.is_file() else "random"
+    # the stub finds every mover, so no background term; full-resolution flow for 7-px walkers;
+    # both attributes at equal weight (a cart's appearance is its only anomaly)
+    det = AttributeKNN(**{**CHEAP, "weights": weights, "k": 3, "bank_size": 2000, "crop_size": 32,
+                          "flow_scale": 1.0, "background": False, "appearance_weight": 1.0})
+    det.fit(scene.train)
+    by_kind = {"appearance": [], "speed": []}
+    for video in scene.test:
+        s = det.score(video)
+        lab = np.asarray(video.labels)
+        by_kind[video.name.rsplit("_", 1)[1]].append((s, lab))
+    auc = {}
+    for kind, own in (("appearance", "appearance"), ("speed", "velocity")):
+        lab = np.concatenate([lab for _, lab in by_kind[kind]])
+        auc[kind] = {sig: roc_auc(np.concatenate([(s.frame if sig == "frame" else s.extras[sig]).numpy()
+                                                  for s, _ in by_kind[kind]]), lab)
+                     for sig in ("frame", "velocity", "appearance")}
+    print(auc)
+    for kind, own, other in (("appearance", "appearance", "velocity"), ("speed", "velocity", "appearance")):
+        assert auc[kind]["frame"] > 0.75, (kind, auc)
+        # on its own kind of anomaly, an attribute beats the other attribute
+        assert auc[kind][own] > 0.8 and auc[kind][own] > auc[kind][other], (kind, auc)
+
+
+@pytest.mark.skipif(not (PED2.is_dir() and MNV2.is_file() and (W / "yolo-fastest-1.1.weights").is_file()),
+                    reason="UCSD Ped2 or the shared weights absent")
+def test_ped2_clip_with_darknet(monkeypatch):
+    """Real objects and real features on a short stretch of Ped2: the first 60 frames of two
+    training videos fit; test video 04's first 60 frames (a cyclist and a cart among walkers)."""
+    monkeypatch.setenv("VADX_WEIGHTS_DIR", str(W))
+    ds = vadx.data.load("ucsd-ped2", PED2)
+    train = [torch.as_tensor(np.asarray(v.read()))[:60] for v in ds.train[:2]]
+    det = AttributeKNN(progress=False).fit(train)
+    assert det.objects_info_["name"] == "darknet" and det.train_info_["objects"] > 100
+    assert det.weights_info_["verified"]
+    video = ds.test[3]
+    s = det.score(torch.as_tensor(np.asarray(video.read()))[:60])
+    assert torch.isfinite(s.frame).all() and s.maps.shape == (60, 240, 360)
+    assert set(s.extras) == {"velocity", "appearance", "background"}
