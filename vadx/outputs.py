@@ -174,27 +174,10 @@ def atomic_path(path: PathLike, *, replace_symlink: bool = False) -> Iterator[st
 def atomic_open(path: PathLike, mode: str = "w", *, replace_symlink: bool = False,
                 **kwargs: Any) -> Iterator[IO[Any]]:
     """``open(path, mode)`` ("w" or "wb", with open's other keyword arguments) that writes a
-    temporary file, renamed to ``path`` when the block succeeds and removed when it raises."""
+    temporary file, renamed to ``path`` when the block succeeds and removed when it raises
+    (:func:`atomic_path` with the file opened for you)."""
     if mode not in ("w", "wb", "wt"):
         raise ValueError(f"mode must be 'w', 'wt' or 'wb', got {mode!r}")
-    dest = destination(path, replace_symlink=replace_symlink)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    tmp, fd = _temporary(dest)
-    try:
-        f = open(fd, mode, **kwargs)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    try:
-        with f:
+    with atomic_path(path, replace_symlink=replace_symlink) as tmp:
+        with open(tmp, mode, **kwargs) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
