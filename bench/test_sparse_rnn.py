@@ -127,11 +127,13 @@ def _untrained(name, ped2, n_atoms, **kw):
     return det
 
 
-@pytest.mark.parametrize("name,K", [("tsc", 30), ("srnn-ae", 3)])
-def test_speed_score_without_features(benchmark, name, K, ped2):
-    det = _untrained(name, ped2, 2048, K=K)
+@pytest.mark.parametrize("atoms", [2048, 128], ids=["paper_atoms", "recipe_atoms"])
+@pytest.mark.parametrize("name,K", [("tsc", 30), ("srnn-ae", 3), ("tsc", 20)])
+def test_speed_score_without_features(benchmark, name, K, atoms, ped2):
+    """K = 30 is the paper's TSC, K = 20 the recipe's (the default); srnn-ae K = 3 in both."""
+    det = _untrained(name, ped2, atoms, K=K)
     xs, xt = (f[:60] for f in ped2["test"][0])
-    benchmark.group = "sparse-rnn: scoring 60 frames, features given (2048 atoms)"
+    benchmark.group = f"sparse-rnn: scoring 60 frames, features given ({atoms} atoms)"
     benchmark.pedantic(lambda: det.score_features({}, xs, xt), rounds=2, warmup_rounds=1)
     benchmark.extra_info["frames_per_s"] = 60 / benchmark.stats.stats.min
 
@@ -224,6 +226,8 @@ ABLATION = {
         "base": {},
         "lambda1=0.5": dict(lambda1=0.5),
         "lambda1=0.5,iterations=1000": dict(lambda1=0.5, iterations=1000),
+        # the paper's budget (its lr is 1e-5; this keeps the base's 1e-3)
+        "lambda1=0.5,iterations=20000": dict(lambda1=0.5, iterations=20000),
         "frame=240x360": dict(frame_size=[240, 360]),
     },
 }
@@ -300,7 +304,10 @@ ABLATION_NOTES = (
     "dictionary steps over 600, 1000 sRNN-AE steps over 300 (lambda1=0.5 vs "
     "lambda1=0.5,iterations=1000; here the test AUC prefers 300: the criterion sees only normal "
     "data and cannot tell that a model which reconstructs everything also reconstructs the "
-    "anomalies). Chosen for cost, not accuracy: the base's MobileNetV2 stride-16 layer (96 "
+    "anomalies). 20,000 sRNN-AE steps (the paper's budget, 25.5 min) rate about equal to 1000 on "
+    "that criterion (mean z -0.200 vs -0.190, p99 2.54 vs 3.43): the default stays 1000 for cost. "
+    "The last layer and 240x360 frames (both rows here) do not change the picture. "
+    "Chosen for cost, not accuracy: the base's MobileNetV2 stride-16 layer (96 "
     "channels against the last layer's 1280: a 13x smaller dictionary and similarity-network "
     "input) and 120x180 frames; exploratory runs before this ablation looked at the test AUC "
     "of both layers and of training-free PCA residuals of the "

@@ -428,3 +428,21 @@ def test_exit_codes_of_the_real_process(example_plugin_site, tmp_path):
     assert p.stderr.rstrip().splitlines()[-1].startswith("LookupError: unknown detector 'nope'")
     p = run("evaluate", "frame-diff")
     assert p.returncode == 2 and "the following arguments are required: --dataset" in p.stderr
+
+
+def test_progress_off_a_terminal_is_a_line_per_stage(example_plugin_site, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(example_plugin_site),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    env.pop("VADX_LOAD_PLUGINS", None)
+    env["VADX_DISABLE_PLUGINS"] = "vadx"
+    train, _ = _videos(tmp_path)
+    argv = [sys.executable, "-m", "vadx", "fit", "frame-diff", "--train", *map(str, train), "--out", "m.vadx"]
+    p = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True)  # stderr: a pipe
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert "\r" not in p.stderr and len(lines) <= 6
+    assert lines[0] == "vadx: fitting frame-diff: started (80 frames)"
+    assert lines[-1].startswith("vadx: fitting frame-diff (pass 2): done in ")
+    assert lines[-1].endswith(" s, 160/160 frames")
+    p = subprocess.run(argv + ["--quiet"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr == ""

@@ -21,7 +21,7 @@ from vadx_fcn_cascade.sparse_ae import train_sparse_ae
 MOBILENET = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
 PED2 = SHARED / "data" / "ucsd_ped2"
 
-SMALL = dict(weights="random", hidden=32, ae_epochs=2, max_regions=5000, progress=False)
+SMALL = dict(weights="random", hidden=32, ae_epochs=2, max_regions=5000, progress=False, stages=2)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -162,6 +162,37 @@ def test_region_scores_reproduce_the_cascade(fitted, scene):
     s = region_scores(d1, d2, label, fitted.alpha_, fitted.phi_)
     assert torch.equal(s >= 1, (label == 1) | (label == 2))
     assert (label >= 2).any()  # stage 2 ran somewhere
+
+
+def test_g1_alone_is_the_cascade_without_stage_2(scene, fitted, tmp_path):
+    """stages=1: beta = alpha, an empty stage 2, region score d1 / alpha; its frame scores equal
+    the two-stage detector's with beta_quantile = alpha_quantile (same G1, same sample)."""
+    params = {**SMALL, "stages": 1}
+    torch.manual_seed(0)
+    g1 = vadx.create("fcn-cascade", **params).fit(scene.train)
+    assert g1.beta_ == g1.alpha_ and g1.ct_weight_.shape == (0, g1.mu1_.numel())
+    assert g1.train_info_["ae_loss"] == []
+    frames = scene.test[0].read(0, 12)
+    feats = g1._features({}, frames)
+    # d1 by hand: ||W1 (x - mu1)|| per region, independent of the op
+    x = feats.permute(0, 2, 3, 1).double()
+    d1 = torch.linalg.vector_norm((x - g1.mu1_.double()) @ g1.w1_.double().T, dim=-1)
+    s = g1.score(frames)
+    torch.testing.assert_close(s.frame.double(), (d1 / g1.alpha_).flatten(1).amax(1), rtol=1e-4,
+                               atol=1e-6)
+    torch.manual_seed(0)
+    same_g1 = vadx.create("fcn-cascade", **SMALL, beta_quantile=0.9999,
+                          alpha_quantile=0.9999).fit(scene.train)
+    torch.testing.assert_close(same_g1.score(frames).frame, s.frame)
+    g1.save(tmp_path / "g1.vadx")
+    back = vadx.load(tmp_path / "g1.vadx")
+    assert back.stages == 1 and torch.equal(back.score(frames).frame, s.frame)
+    assert vadx.load(_saved(fitted, tmp_path)).stages == 2
+
+
+def _saved(det, tmp_path):
+    det.save(tmp_path / "two.vadx")
+    return tmp_path / "two.vadx"
 
 
 @pytest.mark.parametrize("size, jump, offset, zeta", [

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import vadx
-from vadx.features import (BACKBONES, conv_geometry, find_weights, imagenet_normalize, load_backbone,
-                           sha256_file)
+from vadx.features import (BACKBONES, conv_geometry, find_weights, fold_batchnorm, folded,
+                           imagenet_normalize, load_backbone, sha256_file)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MOBILENET = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
@@ -174,3 +174,40 @@ def test_imagenet_normalize():
                                / torch.tensor([0.229, 0.224, 0.225]))
     with pytest.raises(ValueError, match="C in \\(1, 3\\), got shape \\(2, 2, 4, 5\\)"):
         imagenet_normalize(torch.zeros(2, 2, 4, 5, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "alexnet", "resnet18"])
+def test_fold_batchnorm_computes_the_same_function(name):
+    torch.manual_seed(0)
+    model = load_backbone(name, "random").eval()
+    for m in model.modules():  # non-trivial statistics, as a trained network has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.5, 0.5)
+    folded = fold_batchnorm(model)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    if name == "mobilenet_v2":
+        assert left == 0 < n_bn  # every conv+bn pair is inside a Sequential
+    elif name == "resnet18":
+        assert 0 < left < n_bn  # the downsample Sequentials fold; conv1/bn1 attributes do not
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(folded.forward_features(x), model.forward_features(x),
+                                   rtol=1e-4, atol=1e-4)
+    assert all(not p.requires_grad for p in folded.parameters())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (n_bn > 0)
+
+
+def test_folded_copy_is_cached_and_follows_in_place_changes():
+    torch.manual_seed(0)
+    model = load_backbone("mobilenet_v2", "random").eval()
+    x = torch.randn(1, 3, 32, 48)
+    a = folded(model)
+    assert folded(model) is a and folded(model, channels_last=True) is not a
+    with torch.no_grad():
+        model.features[0][1].weight.mul_(2)  # a batch norm changed in place: the fold is stale
+        b = folded(model)
+        assert b is not a
+        torch.testing.assert_close(b.forward_features(x), model.forward_features(x), rtol=1e-4,
+                                   atol=1e-4)

@@ -74,10 +74,10 @@ def test_broken_plugin_is_reported_and_skipped(example_plugin_site, plugin_env, 
         ("import vadx\nclass D(vadx.Detector):\n    name = 'Bad Name'\n"
          "@vadx.hookimpl\ndef vadx_register_detectors(register): register(D)\n",
          r"name must be a lower-case name like 'fcn-cascade', got 'Bad Name'"),
-        # a name another plugin already registered
-        ("import vadx\nclass D(vadx.Detector):\n    name = 'frame-diff'\n"
-         "@vadx.hookimpl\ndef vadx_register_detectors(register): register(D)\n",
-         r"detector name 'frame-diff' is already registered by plugin 'frame_diff'"),
+        # the same name twice in one plugin (across plugins: test_a_shared_name_is_refused...)
+        ("import vadx\nclass D(vadx.Detector):\n    name = 'dup'\n"
+         "@vadx.hookimpl\ndef vadx_register_detectors(register): register(D); register(D)\n",
+         r"detector name 'dup' is registered twice by this plugin"),
     ],
 )
 def test_misbehaving_plugins_are_isolated(example_plugin_site, plugin_env, tmp_path, module, expected):
@@ -89,6 +89,37 @@ def test_misbehaving_plugins_are_isolated(example_plugin_site, plugin_env, tmp_p
     assert re.search(expected, found["zbad"].error)
     assert found["zbad"].detectors == []
     assert vadx.create("frame-diff").__class__.__module__ == "vadx_frame_diff"
+
+
+def test_a_shared_name_is_refused_naming_both_distributions(example_plugin_site, plugin_env, tmp_path):
+    # "aaa" loads before "frame_diff": the order must not decide which class the name means
+    make_dist(tmp_path, "vadx-stranger", "9.9", {"aaa": "aaa_mod"},
+              {"aaa_mod.py": "import vadx\nclass Impostor(vadx.Detector):\n    name = 'frame-diff'\n"
+                             "class Other(vadx.Detector):\n    name = 'other'\n"
+                             "@vadx.hookimpl\ndef vadx_register_detectors(register):\n"
+                             "    register(Impostor); register(Other)\n"})
+    with pytest.warns(vadx.PluginWarning, match=r"detector name 'frame-diff' is registered by 2 "
+                      r"distributions, vadx-stranger \(plugin 'aaa'\) and vadx-frame-diff"):
+        plugin_env(tmp_path, example_plugin_site)
+    found = {p.name: p for p in plugins.list_plugins()}
+    assert found["aaa"].error is None and found["frame_diff"].error is None  # both registered
+    with pytest.raises(LookupError, match=r"vadx-stranger .* and vadx-frame-diff .*: ask for "
+                       r"'vadx-stranger:frame-diff' or 'vadx-frame-diff:frame-diff'"):
+        vadx.create("frame-diff")
+    assert type(vadx.create("vadx-frame-diff:frame-diff")).__module__ == "vadx_frame_diff"
+    assert type(vadx.create("vadx-stranger:frame-diff")).__name__ == "Impostor"
+    assert type(vadx.create("aaa:frame-diff")).__name__ == "Impostor"  # the entry-point name works too
+    assert vadx.create("other").name == "other"  # the stranger's other detectors are unaffected
+    assert {"vadx-frame-diff:frame-diff", "vadx-stranger:frame-diff", "other"} <= set(vadx.list_detectors())
+    assert "frame-diff" not in vadx.list_detectors()
+    with pytest.raises(LookupError, match=r"no detector 'frame-diff' from distribution 'nope'"):
+        vadx.create("nope:frame-diff")
+
+    # a model file names its distribution: loading picks that one, not the impostor
+    det = vadx.create("vadx-frame-diff:frame-diff", min_std=2.0)
+    det.fit([make_video(20, seed=1)])
+    det.save(tmp_path / "fd.vadx")
+    assert type(vadx.load(tmp_path / "fd.vadx")).__module__ == "vadx_frame_diff"
 
 
 def test_load_and_disable_env_vars(example_plugin_site, plugin_env, tmp_path, monkeypatch):

@@ -188,3 +188,26 @@ def test_bad_weights_file_and_sequence_length(scene, tmp_path):
         _make("tsc", sequence_length=100).fit([scene[0][0][:12]])
     with pytest.raises(ValueError, match="layer"):
         vadx.create("srnn-ae", layer="conv5")
+
+
+def test_coder_training_runs_on_one_thread_and_restores_the_count(scene, monkeypatch):
+    import vadx_sparse_rnn.tsc as tsc_module
+    seen = []
+    fit = tsc_module.TSCCoder.fit
+
+    def spy(self, *a, **kw):
+        seen.append(torch.get_num_threads())
+        return fit(self, *a, **kw)
+
+    monkeypatch.setattr(tsc_module.TSCCoder, "fit", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _make("tsc", iterations=2).fit(scene[0][:1])
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    from vadx.threads import intra_op_threads
+    with pytest.raises(ValueError, match=r"n must be >= 1 or None, got 0"):
+        with intra_op_threads(0):
+            pass

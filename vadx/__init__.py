@@ -41,7 +41,7 @@ from vadx import ops  # noqa: E402
 from vadx.detector import Detector, Scores, Stream  # noqa: E402
 from vadx.errors import ModelFileError, NotFittedError, PluginWarning  # noqa: E402
 from vadx.loading import load  # noqa: E402
-from vadx.params import ParameterError  # noqa: E402
+from vadx.params import ParameterError, Preset  # noqa: E402
 from vadx.hookspecs import hookimpl  # noqa: E402
 
 __version__ = importlib.metadata.version("vadx")
@@ -62,11 +62,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def create(name: str, **params) -> Detector:
-    """A new, unfitted detector ``name`` (see ``vadx.list_detectors()``) with its parameters."""
+def create(name: str, *, preset: str | None = None, **params) -> Detector:
+    """A new, unfitted detector ``name`` (see ``vadx.list_detectors()``; ``"distribution:name"``
+    picks one of several plugins that register the same name) with preset ``preset``'s
+    parameters (``"demo"``, ``"cpu"``, ``"paper"``...: ``vadx info NAME`` lists them; None: the
+    defaults) and ``params`` over them."""
     from vadx import plugins
 
-    return plugins.get_detector(name).cls(**params)
+    return plugins.create(name, preset=preset, **params)
 
 
 def list_detectors() -> list[str]:
@@ -82,6 +85,7 @@ __all__ = [
     "NotFittedError",
     "ParameterError",
     "PluginWarning",
+    "Preset",
     "Scores",
     "Stream",
     "__version__",

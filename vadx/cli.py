@@ -3,18 +3,26 @@
 Commands (``vadx COMMAND --help`` for each):
 
 - ``vadx plugins [--json]``: the installed plugins and the detectors (and object detectors) they provide.
+- ``vadx info DETECTOR [--json]``: its plugin, paper, parameters (type, default, allowed values,
+  doc) and presets.
 - ``vadx fit METHOD --train PATH... --out MODEL``: learn normality from normal videos.
-- ``vadx score MODEL INPUT... [--out CSV] [--overlay MP4] [--plot PNG]``: frame scores, alarms.
+- ``vadx score MODEL INPUT... [--out CSV] [--overlay MP4] [--plot PNG|JPG|SVG|PDF]``: frame scores,
+  alarms.
 - ``vadx evaluate (MODEL | METHOD) --dataset NAME --root PATH [--json]``: benchmark metrics.
 - ``vadx demo [--out DIR]``: every installed detector on the synthetic scene.
+- ``vadx watch MODEL SOURCE...``: live cameras, streams and growing files; anomaly events
+  (:mod:`vadx.watch`).
+- ``vadx score MODEL --many MANIFEST --out DIR [--ray [ADDRESS]]``: a whole archive, resumable,
+  optionally on a Ray cluster (:mod:`vadx.distributed`).
 
-Conventions: results go to stdout, progress bars (:mod:`vadx.progress`, on a terminal: fitting
-and scoring, in frames, and the detectors' own training bars) and messages to stderr; ``--quiet``
-turns every bar off. Fitting, scoring, metrics and timings come from :mod:`vadx.evaluation`, which
-the benchmark scripts share; this module parses arguments, reads files and prints. Exit status: 0
-success; 2 usage error (argparse: a missing or malformed argument); 1 runtime error, reported as
-the single line ``vadx: error: <message>`` on stderr. ``--debug`` (before or after the command)
-shows the traceback instead.
+Conventions: results go to stdout, progress (:mod:`vadx.progress`: fitting and scoring, in
+frames, and the detectors' own training bars, with loss and ETA; bars on a terminal, one line per
+stage otherwise) and messages to stderr; ``--quiet`` turns all progress off. Fitting, scoring,
+metrics and timings come from :mod:`vadx.evaluation`, which the benchmark scripts share; this
+module parses arguments, reads files and prints. Exit status: 0 success; 2 usage error
+(argparse: a missing or malformed argument); 1 runtime error, reported as the single line
+``vadx: error: <message>`` on stderr. ``--debug`` (before or after the command) shows the
+traceback instead.
 
 Outputs never destroy inputs: before anything is read or written, every output path (``--out``,
 each ``--overlay``/``--plot`` file, ``--plot-dir``'s plots) is compared with every input path
@@ -24,7 +32,8 @@ output is written to a temporary file in its folder and renamed when complete
 (:mod:`vadx.outputs`), so a failing run leaves the previous file or none, never a truncated one.
 
 Detector parameters are given as ``--set KEY=VALUE``; VALUE is read as JSON when it parses
-(``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a string.
+(``3``, ``0.5``, ``true``, ``null``, ``[64, 64]``, ``"text"``), else as a string. ``--preset NAME``
+starts from one of the detector's presets (``vadx info`` lists them), ``--set`` overriding it.
 """
 
 from __future__ import annotations
@@ -85,8 +94,9 @@ def _existing(path: str, what: str) -> str:
     return path
 
 
-def _create(name: str, params: dict[str, Any]):
-    """A new detector ``name`` with ``params``, or an error naming the unknown parameter."""
+def _create(name: str, params: dict[str, Any], preset: str | None = None):
+    """A new detector ``name`` from ``preset`` (None: the defaults) with ``params`` over it, or
+    an error naming the unknown parameter or preset."""
     from vadx import plugins
 
     entry = plugins.get_detector(name)  # LookupError: names the installed detectors
@@ -94,8 +104,13 @@ def _create(name: str, params: dict[str, Any]):
     for key in params:
         if key not in known:
             raise CLIError(f"detector {name!r} has no parameter {key!r} (--set); its parameters: "
-                           f"{', '.join(known)}")
-    return entry.cls(**params)
+                           f"{', '.join(known)} (`vadx info {name}` shows their defaults and "
+                           f"allowed values)")
+    offered = entry.cls.presets()
+    if preset is not None and preset not in offered:
+        raise CLIError(f"detector {name!r} has no preset {preset!r} (--preset); its presets: "
+                       f"{', '.join(offered) or '(none)'} (`vadx info {name}` describes them)")
+    return entry.cls.from_preset(preset, **params)
 
 
 def _grayscale(det, force_grey: bool) -> bool | None:
@@ -162,11 +177,46 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- info
+def _cmd_info(args: argparse.Namespace) -> int:
+    from vadx import plugins
+
+    d = plugins.describe_detector(args.detector)
+    if args.json:
+        print(json.dumps(d, indent=2, default=repr))
+        return 0
+    p = d["plugin"]
+    print(f"{d['name']}: {d['summary'] or '(no description)'}")
+    print(f"  plugin {p['name']} ({p['distribution'] or '-'} {p['version'] or '-'}), class {d['class']}")
+    if d["paper"]:
+        print(f"  paper: {d['paper']}")
+    traits = ["supervised: fit needs frame labels" if d["supervised"] else "learns from normal video"]
+    if d["fixed_frame_size"]:
+        traits.append("scores frames of the training size only")
+    print(f"  {'; '.join(traits)}")
+    print("\nParameters (vadx fit --set NAME=VALUE; vadx.create(..., NAME=VALUE)):")
+    for q in d["parameters"]:
+        default = "required" if q["required"] else f"default {json.dumps(q['default'], default=repr)}"
+        allowed = f"; {q['allowed']}" if q["allowed"] else ""
+        print(f"  {q['name']} ({q['type'] or '?'}, {default}{allowed})")
+        print(f"      {q['doc'] or '(not documented in the class docstring)'}")
+    name = args.detector
+    print(f"\nPresets (vadx fit {name} --preset NAME; vadx.create({name!r}, preset=NAME)):")
+    if not d["presets"]:
+        print("  (none)")
+    for pname, pre in d["presets"].items():
+        print(f"  {pname}: {pre['doc'] or '(no description)'}")
+        values = " ".join(f"{k}={json.dumps(v, default=repr)}" for k, v in pre["params"].items())
+        same = " (all equal to the defaults)" if pre["all_defaults"] and pre["params"] else ""
+        print(f"      {values or '(the defaults)'}{same}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- fit
 def _cmd_fit(args: argparse.Namespace) -> int:
     from vadx import evaluation, io, outputs
 
-    det = _create(args.method, dict(args.set or []))  # opens no file
+    det = _create(args.method, dict(args.set or []), args.preset)  # opens no file
     if det.supervised:
         raise CLIError(f"detector {det.name!r} is supervised (needs frame labels): fit it with "
                        f"`vadx evaluate` on a labelled dataset, or from Python")
@@ -183,7 +233,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     det.save(out)  # atomic: a temporary file renamed when complete
     frames = evaluation.count_frames(readers)
-    print(f"fitted {det.name} on {len(readers)} video{'s' * (len(readers) != 1)} ({frames} frames) "
+    recipe = f" (preset {args.preset})" if args.preset else ""
+    print(f"fitted {det.name}{recipe} on {len(readers)} video{'s' * (len(readers) != 1)} ({frames} frames) "
           f"in {seconds:.1f} s; threshold_ = {det.threshold_:.6g} (false_alarm_rate "
           f"{det.false_alarm_rate:g})")
     print(f"wrote {out}")
@@ -195,6 +246,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
     import vadx
     from vadx import evaluation, io, outputs
 
+    if args.many is not None or args.ray is not None:  # an archive: vadx.distributed
+        from vadx import distributed
+
+        return distributed.cli_score_many(args)
+    if not args.inputs:
+        args.parser.error("the following arguments are required: INPUT (or --many MANIFEST)")
+    for p in args.inputs:  # a camera is no file: say where it goes instead of "not found"
+        if "://" in p or (p.isdigit() and not os.path.exists(p)) or p == "-":
+            raise CLIError(f"INPUT {p!r} is a live source (stream URL, webcam or stdin): score it "
+                           f"with `vadx watch MODEL {p}`")
     if args.overlay and Path(args.overlay).suffix.lower() not in io.FOURCC:
         args.parser.error(f"argument --overlay: the file must end in one of {', '.join(io.FOURCC)}, "
                           f"got {args.overlay!r}")
@@ -207,7 +268,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
         [("MODEL", model)] + [("INPUT", p) for p in paths],
         ([("--out", args.out)] if args.out else []) + [("--overlay", o) for o in overlays if o]
         + [("--plot", p) for p in plots if p])
+    # after the clash check, whose error (an input about to be replaced) matters more
+    if args.plot and Path(args.plot).suffix.lower() not in io.PLOT_FORMATS:
+        args.parser.error(f"argument --plot: the file must end in one of "
+                          f"{', '.join(io.PLOT_FORMATS)} (the extension decides the format), got "
+                          f"{args.plot!r}")
     det = vadx.load(model, device=args.device)
+    if args.overlay and det.map_params:  # maps this detector makes only when asked
+        det.set_params(**det.map_params)
     grey = _grayscale(det, args.grayscale)
     readers = [io.open_video(p, chunk_size=det.chunk_size, grayscale=grey) for p in paths]
     summary = [("VIDEO", "FRAMES", "ALARMS", "MAX SCORE")]
@@ -249,12 +317,13 @@ def _resolve(args: argparse.Namespace):
 
     what = args.detector
     if os.path.isfile(what):
-        if args.set:
-            args.parser.error("--set applies when fitting a METHOD, not to a saved model file")
+        if args.set or args.preset:
+            args.parser.error(f"{'--set' if args.set else '--preset'} applies when fitting a "
+                              f"METHOD, not to a saved model file")
         return vadx.load(what, device=args.device), what
     if what not in plugins.detectors() and (os.sep in what or Path(what).suffix):
         raise CLIError(f"model file not found: {what} (and it is not an installed detector name)")
-    det = _create(what, dict(args.set or []))
+    det = _create(what, dict(args.set or []), args.preset)
     return det.to(args.device), None
 
 
@@ -314,6 +383,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result["plots"]:
         print(f"wrote {len(result['plots'])} score plots to {args.plot_dir}")
     return 0
+
+
+# ---------------------------------------------------------------------------- watch
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from vadx import watch
+
+    return watch.cli_watch(args)
 
 
 # ---------------------------------------------------------------------------- demo
@@ -441,7 +517,8 @@ def _flags(suppress: bool) -> argparse.ArgumentParser:
     default = argparse.SUPPRESS if suppress else False
     p.add_argument("--debug", action="store_true", default=default,
                    help="on an error, show the full traceback instead of one line")
-    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="no progress output (bars or stage lines); results and errors still print")
     return p
 
 
@@ -459,8 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_flags(True)]
     device = dict(default="cpu", help="torch device to run on (default: cpu)")
     params = dict(type=_key_value, action="append", metavar="KEY=VALUE",
-                  help="a detector parameter (repeatable); VALUE is parsed as JSON when it can be "
-                       "(3, 0.5, true, [64, 64]), else taken as a string")
+                  help="a detector parameter (repeatable; `vadx info METHOD` lists them); VALUE "
+                       "is parsed as JSON when it can be (3, 0.5, true, [64, 64]), else taken as "
+                       "a string")
+    preset = dict(metavar="NAME", help="start from this preset of the detector (demo, cpu, "
+                                       "paper...; `vadx info METHOD` lists them); --set overrides")
 
     p = sub.add_parser("plugins", parents=common, help="list plugins and the detectors and object detectors they provide",
                        description="List the installed plugins and the detectors they provide.")
@@ -468,14 +548,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser(
+        "info", parents=common, help="a detector's paper, parameters and presets",
+        description="Show detector DETECTOR's plugin, paper, every parameter (type, default, "
+                    "allowed values, one line of doc) and its presets (demo: seconds on the "
+                    "synthetic scene; cpu: the recipe measured on a 2-core CPU; paper: the "
+                    "paper's values). A name several plugins register is given as "
+                    "DISTRIBUTION:NAME.")
+    p.add_argument("detector", metavar="DETECTOR", help="detector name (`vadx plugins` lists them)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
         "fit", parents=common, help="learn normality from normal videos and save a model file",
         description="Fit detector METHOD on normal training videos and save it to a model file "
                     "(safetensors tensors + a JSON header, whatever the file's extension). The "
                     "file also records the training frames' channel count, so `vadx score` reads "
                     "new video the same way.")
-    p.add_argument("method", metavar="METHOD", help="detector name (`vadx plugins` lists them)")
+    p.add_argument("method", metavar="METHOD",
+                   help="detector name (`vadx plugins` lists them, `vadx info METHOD` its parameters)")
     p.add_argument("--train", nargs="+", action="extend", required=True, metavar="PATH",
                    help="training videos, each a video file or a folder of frame images")
+    p.add_argument("--preset", **preset)
     p.add_argument("--set", **params)
     p.add_argument("--out", required=True, metavar="MODEL", help="the model file to write")
     p.add_argument("--grayscale", action="store_true", help="read the videos as grey (C = 1)")
@@ -492,14 +585,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "before the suffix (out.png -> out_cam1.png); with one INPUT the path is used "
                     "as given.")
     p.add_argument("model", metavar="MODEL", help="a model file written by `vadx fit` or Detector.save")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="a video file or a folder of frame images")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="a video file or a folder of frame images")
     p.add_argument("--out", metavar="CSV", help="write the CSV here (default: stdout)")
     p.add_argument("--overlay", metavar="VIDEO", help="write the frames with anomaly heat maps and a "
-                   "score bar (.mp4, .avi, .mkv or .mov); holds the video's maps in memory")
-    p.add_argument("--plot", metavar="PNG", help="write a plot of the frame scores and threshold")
+                   "score bar (.mp4, .avi, .mkv or .mov), switching the detector's maps on where "
+                   "they are optional; a detector without maps gets the label \"no localization "
+                   "for this detector\" in the frame; holds the video's maps in memory")
+    p.add_argument("--plot", metavar="FILE", help="write a plot of the frame scores over frames (as "
+                   "the CSV; seconds on a second axis when the frame rate is known), the "
+                   "threshold and the alarms shaded; .png, .jpg, .svg or .pdf by extension")
     p.add_argument("--grayscale", action="store_true",
                    help="read the inputs as grey (default: as the model's training frames)")
     p.add_argument("--device", **device)
+    p.add_argument("--many", metavar="MANIFEST",
+                   help="score an archive instead of INPUTs: MANIFEST lists one video file or frame "
+                        "folder per line (relative to the manifest's folder; # comments); --out is "
+                        "then a folder: DIR/<name>.csv per video, summary.json and summary.csv; "
+                        "--plot/--overlay are per-video paths inside DIR ({name} as above); videos "
+                        "finished by an earlier run with the same model are skipped")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="with --many: score on Ray, one model load per worker; no ADDRESS: a local "
+                        "cluster on this machine; 'auto' or ray://HOST:PORT: an existing cluster")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --ray: worker processes (default: the cluster's CPUs)")
+    p.add_argument("--retries", type=int, default=1, metavar="N",
+                   help="with --many: tries after a video's first failure (default 1)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser(
@@ -517,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--plot-dir", metavar="DIR",
                    help="write one score plot per test video (ground truth shaded) to DIR/<video>.png")
+    p.add_argument("--preset", **preset)
     p.add_argument("--set", **params)
     p.add_argument("--dataset-opt", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="a vadx.data.load option (repeatable), e.g. size=[120,180], grayscale=true, "
@@ -530,6 +641,51 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame metrics over all frames (micro, default) or averaged per video (macro)")
     p.add_argument("--device", **device)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "watch", parents=common, help="score live cameras, streams or growing files: anomaly events",
+        description="Score one or more live SOURCEs with a saved model in one process and write "
+                    "anomaly events as JSON lines (--events). SOURCE: rtsp://, http(s):// and other "
+                    "stream URLs, a webcam index (0), - (standard input), or a file (MPEG-TS, MKV, "
+                    "MJPEG files are followed while they grow). An event opens when a score is above "
+                    "the threshold (--open-after frames in a row) and closes after --close-after "
+                    "frames at or below it. A status line per camera goes to stderr. Streams that "
+                    "drop are reconnected with back-off; frames dropped because scoring lags "
+                    "(oldest first) and reconnects are counted in the status and the events file. "
+                    "SIGINT/SIGTERM close open events and finish the files. Frames are resized to "
+                    "the model's training size unless --native-size.")
+    p.add_argument("model", metavar="MODEL", help="a model file written by `vadx fit` or Detector.save")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="a stream URL, webcam index, - or file")
+    p.add_argument("--events", metavar="JSONL", help="append the events here (JSON lines)")
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="camera name, once per SOURCE in order (default: from the source)")
+    p.add_argument("--threshold", type=float, help="alarm threshold (default: the model's threshold_)")
+    p.add_argument("--open-after", type=int, default=1, metavar="N",
+                   help="frames above the threshold in a row that open an event (default 1)")
+    p.add_argument("--close-after", type=int, default=10, metavar="N",
+                   help="frames at or below it in a row that close an event (default 10)")
+    p.add_argument("--record", metavar="DIR", help="write each camera's scored frames to DIR/<camera>.mp4")
+    p.add_argument("--snapshots", metavar="DIR", help="write the frame at each event's peak to DIR")
+    p.add_argument("--queue-size", type=int, default=64, metavar="FRAMES",
+                   help="capture queue per camera; when full the oldest frame is dropped (default 64)")
+    p.add_argument("--chunk-size", type=int, default=8, metavar="FRAMES",
+                   help="the most frames scored per camera in one step (default 8)")
+    p.add_argument("--max-reconnects", type=int, metavar="N",
+                   help="give a camera up after N failed reconnects in a row (default: never)")
+    p.add_argument("--idle-timeout", type=float, default=5.0, metavar="S",
+                   help="a followed file has ended when it has not grown for S seconds (default 5)")
+    p.add_argument("--fps", type=float, help="frame rate of the sources, where they do not "
+                   "announce it or announce it wrongly (MJPEG over HTTP always says 25)")
+    p.add_argument("--status-interval", type=float, metavar="S",
+                   help="seconds between status lines (default: 1 on a terminal, else 30)")
+    p.add_argument("--native-size", action="store_true",
+                   help="score frames at their captured size, not the model's training size")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads for scoring (default: one less than the CPUs, at least 1)")
+    p.add_argument("--grayscale", action="store_true",
+                   help="read the sources as grey (default: as the model's training frames)")
+    p.add_argument("--device", **device)
+    p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser(
         "demo", parents=common, help="run every installed detector on a synthetic scene",

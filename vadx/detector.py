@@ -27,7 +27,10 @@ state, the fitted threshold, device moves and model files. A plugin subclass pro
   runs once on the meta device first (``torch.device("meta")``, ``self.device`` meta) so that
   load can check a file's sizes before allocating, so it must not read files or tensor values;
 - optionally ``_threshold(self, train_scores)``: the alarm threshold (default: the
-  ``1 - false_alarm_rate`` quantile of the training scores).
+  ``1 - false_alarm_rate`` quantile of the training scores);
+- optionally ``presets()`` (named parameter sets, :class:`vadx.params.Preset`; the base class
+  offers ``"demo"`` from ``demo_params()``) and ``map_params`` (the parameter values that switch
+  optional localization maps on, which ``vadx score --overlay`` sets).
 
 ``score()`` runs the same ``_update`` over the chunks of a video, so offline scores equal
 streaming scores by construction. :func:`vadx.testing.check_detector` checks a subclass against
@@ -338,6 +341,10 @@ class Detector(metaclass=_Checked):
         "progress": params.Bool(),
     }
     _vadx_plugin: ClassVar[dict[str, Any] | None] = None  # set by the host at registration
+    # Parameter values under which score() returns localization maps (Scores.maps), for a
+    # detector whose maps are optional: `vadx score --overlay` sets them on the loaded detector
+    # (set_params; only scoring reads them). {}: its maps need no switch, or it makes none.
+    map_params: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -345,6 +352,45 @@ class Detector(metaclass=_Checked):
         synthetic scene takes about a minute on a laptop CPU (e.g. fewer epochs; random backbone
         weights unless ``VADX_WEIGHTS_DIR`` is set). The paper's values stay the defaults."""
         return {}
+
+    @classmethod
+    def presets(cls) -> dict[str, params.Preset]:
+        """Named parameter sets (:class:`vadx.params.Preset`) for ``vadx.create(name,
+        preset=...)``, ``vadx fit NAME --preset ...`` and ``vadx info``. The base class offers
+        ``"demo"`` (:meth:`demo_params`); a subclass adds its own, by convention ``"cpu"`` (its
+        measured recipe on a small CPU) and ``"paper"`` (the paper's values), as
+        ``{**super().presets(), "cpu": Preset({...}, "why"), ...}``."""
+        return {"demo": params.Preset(cls.demo_params(), params.PRESET_NAMES["demo"])}
+
+    @classmethod
+    def from_preset(cls, preset: str | None = None, **kwargs: Any) -> Detector:
+        """A new detector with preset ``preset``'s parameters, ``kwargs`` overriding them (None:
+        ``kwargs`` alone, as ``cls(**kwargs)``). The preset's name, and which parameters were
+        given on top of it, are kept (:attr:`preset`) and saved in model files."""
+        if preset is None:
+            return cls(**kwargs)
+        who = cls.name or cls.__name__
+        offered = cls.presets()
+        if not isinstance(preset, str) or preset not in offered:
+            raise params.ParameterError(
+                f"{who}: preset must be one of {', '.join(map(repr, offered)) or '(none)'}, got "
+                f"{preset!r}")
+        values = dict(offered[preset].params)
+        unknown = sorted(set(values) - set(cls.param_names()))
+        if unknown:  # a plugin bug: say whose
+            raise params.ParameterError(f"{who}: preset {preset!r} sets {unknown[0]!r}, which is "
+                                        f"not a parameter; its parameters: "
+                                        f"{', '.join(cls.param_names())}")
+        det = cls(**{**values, **kwargs})
+        det._preset = {"name": preset, "overrides": sorted(kwargs)}
+        return det
+
+    @property
+    def preset(self) -> dict[str, Any] | None:
+        """``{"name": <preset>, "overrides": [<parameters given on top of it>]}`` if this
+        detector was made from a preset (:meth:`from_preset`, or loaded from a file that
+        records one), else None."""
+        return getattr(self, "_preset", None)
 
     def __init__(self, *, false_alarm_rate: float = 0.01, chunk_size: int = 64, seed: int = 0,
                  progress: bool = True):
@@ -450,11 +496,16 @@ class Detector(metaclass=_Checked):
         checked = type(self)(**{**self.get_params(), **new})
         for k in new:
             setattr(self, k, getattr(checked, k))
+        if self.preset is not None:  # the file then says which values are not the preset's
+            self._preset = {**self.preset, "overrides": sorted({*self.preset["overrides"], *new})}
         return self
 
     def clone(self) -> Detector:
-        """A new, unfitted detector with the same parameters."""
-        return type(self)(**self.get_params())
+        """A new, unfitted detector with the same parameters (and preset record)."""
+        twin = type(self)(**self.get_params())
+        if self.preset is not None:
+            twin._preset = dict(self.preset)
+        return twin
 
     def __repr__(self) -> str:
         params_ = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -629,7 +680,7 @@ class Detector(metaclass=_Checked):
         ``replace_symlink=True`` the link itself is replaced by the new file."""
         self._check_fitted()
         model_file.write(path, self.name, type(self)._vadx_plugin_of(), self.get_params(),
-                         self._fitted_items(), replace_symlink=replace_symlink)
+                         self._fitted_items(), replace_symlink=replace_symlink, preset=self.preset)
 
     @classmethod
     def _vadx_plugin_of(cls) -> dict[str, Any] | None:

@@ -104,6 +104,8 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
             raise ModelFileError(f"{shown}: field 'tensors.{attr}.*' does not fit the module "
                                  f"{attr!r}: {e}") from e
     det._fitted = True
+    if header.get("preset") is not None:
+        det._preset = dict(header["preset"])
     return det.to(device) if device is not None else det
 
 
@@ -190,8 +192,11 @@ def _check_plugin(path: str, header: dict, distribution: str | None, allow_other
 
 def _installed_class(path: str, header: dict, allow_other: bool) -> type[Detector]:
     saved_by = header.get("plugin") or {}
+    name = header["detector"]
+    if len(plugins.detector_claims(name)) > 1 and saved_by.get("distribution"):
+        name = f"{saved_by['distribution']}:{name}"  # a shared name: the file says whose
     try:
-        entry = plugins.get_detector(header["detector"])
+        entry = plugins.get_detector(name)
     except LookupError as e:
         raise ModelFileError(
             f"{path} holds a {header['detector']!r} detector (plugin "

@@ -2,8 +2,10 @@
 
 The header (safetensors metadata key ``"vadx"``) holds the format and its version, the detector's
 registry name, the plugin that registered it (recorded on the class by the host at
-registration, so writing needs no plugin lookup), the vadx version, the constructor parameters
-and the fitted attributes that are JSON values. Tensors are the fitted tensors by attribute name
+registration, so writing needs no plugin lookup), the vadx version, the constructor parameters,
+the fitted attributes that are JSON values and, for a detector made from a preset, ``"preset":
+{"name": "cpu", "overrides": [parameters given on top of it]}`` (absent otherwise, and in files
+written before presets existed; ``params`` are complete either way). Tensors are the fitted tensors by attribute name
 and the state dicts of fitted ``nn.Module``s as ``<attribute>.<key>``. This module writes and
 reads files; :func:`vadx.load` (in :mod:`vadx.loading`) turns one back into a detector.
 
@@ -77,9 +79,11 @@ def is_fitted_name(name: Any) -> bool:
 
 # ---------------------------------------------------------------------------- writing
 def write(path: str | os.PathLike, detector: str, plugin: dict[str, Any] | None,
-          params: dict[str, Any], fitted: dict[str, Any], *, replace_symlink: bool = False) -> None:
+          params: dict[str, Any], fitted: dict[str, Any], *, replace_symlink: bool = False,
+          preset: dict[str, Any] | None = None) -> None:
     """Write a model file of detector ``detector`` from its parameters and fitted attributes
-    (atomically; see the module docstring for modes and symlinks)."""
+    (atomically; see the module docstring for modes and symlinks). ``preset``: the preset the
+    parameters came from, ``{"name", "overrides"}`` (``Detector.preset``), or None."""
     from safetensors.torch import save
 
     tensors: dict[str, Tensor] = {}
@@ -100,6 +104,8 @@ def write(path: str | os.PathLike, detector: str, plugin: dict[str, Any] | None,
         "params": params,
         "fitted": values,
     }
+    if preset is not None:  # absent, not null, without one: older readers never see the key
+        header["preset"] = {"name": preset["name"], "overrides": list(preset["overrides"])}
     try:
         meta = json.dumps(header, allow_nan=True)
     except (TypeError, ValueError) as e:
@@ -183,6 +189,13 @@ def check_header(path: str | os.PathLike, header: Any) -> dict[str, Any]:
         for key in ("name", "distribution", "version"):
             if not isinstance(plugin.get(key), (str, type(None))):
                 raise _error(path, f"plugin.{key}", "a string or null", plugin.get(key))
+    preset = header.get("preset")  # optional (files before presets have none)
+    if preset is not None:
+        if not isinstance(preset, dict) or not isinstance(preset.get("name"), str):
+            raise _error(path, "preset", "null or an object {name, overrides}", preset)
+        overrides = preset.get("overrides")
+        if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+            raise _error(path, "preset.overrides", "a list of parameter names", overrides)
     if not isinstance(header.get("vadx_version"), (str, type(None))):
         raise _error(path, "vadx_version", "a string", header.get("vadx_version"))
     _check_json_map(path, header, "params", lambda k: k.isidentifier() and not k.startswith("_"),

@@ -23,18 +23,27 @@ is built (a list means "any of these"; ``None`` in a list admits None) and raise
 ``Path`` a string, an int given for a float a float), so parameters save as JSON and
 ``get_params()`` round-trips. Rules that tie several parameters together go in
 ``Detector._check_params`` and raise through :func:`invalid`.
+
+Presets are named sets of parameter values (:class:`Preset`) a detector class offers through
+its ``presets()`` classmethod (``vadx.create(name, preset="cpu")``, ``vadx fit NAME --preset
+cpu``); the conventional names are in :data:`PRESET_NAMES`. Each parameter's one-line doc, as
+``vadx info`` shows it, is read from the ``Args:`` section of the class docstrings
+(:func:`param_docs`).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
 
-__all__ = ["Bool", "Constraint", "Instance", "Interval", "Ints", "Options", "ParameterError",
-           "Path", "check", "describe", "invalid"]
+__all__ = ["PRESET_NAMES", "Bool", "Constraint", "Instance", "Interval", "Ints", "Options",
+           "ParameterError", "Path", "Preset", "check", "describe", "invalid", "param_docs"]
 
 
 class ParameterError(ValueError, TypeError):
@@ -243,4 +252,107 @@ def invalid_examples(constraint: Constraint | list[Any] | None) -> list[Any]:
                            for a in alternatives)
             if rejected and not any(v is w or (type(v) is type(w) and v == w) for w in out):
                 out.append(v)
+    return out
+
+
+# ---------------------------------------------------------------------------- presets
+#: The presets every first-party detector offers, and what each name promises (a third-party
+#: detector may offer fewer or more; ``demo`` comes from ``demo_params`` for every detector).
+PRESET_NAMES = {
+    "demo": "seconds to a minute on the synthetic scene: proves the pipeline, not accuracy",
+    "cpu": "the recipe measured on UCSD Ped2 on a 2-core CPU (bench/results/<detector>_ped2.json)",
+    "paper": "the paper's values, where they are parameters of this implementation",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of constructor parameters: ``params`` are given to the detector (anything the
+    caller passes as well wins over them) and ``doc`` says in one line what the preset is for
+    and where its values come from (``vadx info`` prints it). ``params`` may be empty: "the
+    defaults are this recipe", which the doc should say."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise TypeError(f"Preset params must be a dict of parameter names to values, got "
+                            f"{self.params!r}")
+        if not isinstance(self.doc, str):
+            raise TypeError(f"Preset doc must be a str, got {self.doc!r}")
+
+
+# ---------------------------------------------------------------------------- parameter docs
+_ARGS_HEADER = re.compile(r"^(\s*)(Args|Arguments|Parameters):\s*$")
+_ENTRY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*(?:\([^)]*\))?:\s*(.*)$")
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    # a sentence ends at ". " before a capital or a quote, not after "e.g." or "eq." (1)
+    m = re.search(r"(?<!\be\.g)(?<!\bi\.e)(?<!\beq)(?<!\bvs)(?<!\bcf)\.(?=$|\s+[A-Z`\"'])", text)
+    return text[:m.start() + 1] if m else text
+
+
+def docstring_args(doc: str | None, *, full: bool = False) -> dict[str, str]:
+    """``{name: first sentence}`` (``full``: the whole entry) from the Google-style ``Args:``
+    sections of ``doc``; an entry naming several parameters (``epochs, lr: the schedule``) gives
+    each the same text."""
+    out: dict[str, str] = {}
+    lines = inspect.cleandoc(doc or "").splitlines()
+    i = 0
+    while i < len(lines):
+        m = _ARGS_HEADER.match(lines[i])
+        i += 1
+        if not m:
+            continue
+        indent = None
+        current: tuple[list[str], list[str]] | None = None
+        while i < len(lines):
+            line = lines[i]
+            if line.strip() and len(line) - len(line.lstrip()) <= len(m.group(1)):
+                break  # dedented back to the header's level: the section ended
+            if line.strip():
+                level = len(line) - len(line.lstrip())
+                indent = level if indent is None else indent
+                entry = _ENTRY.match(line.strip()) if level == indent else None
+                if entry:
+                    if current:
+                        _store(out, *current, full)
+                    current = ([n.strip() for n in entry.group(1).split(",")], [entry.group(2)])
+                elif current:
+                    current[1].append(line.strip())
+            i += 1
+        if current:
+            _store(out, *current, full)
+    return out
+
+
+def _store(out: dict[str, str], names: list[str], text: list[str], full: bool) -> None:
+    line = " ".join(" ".join(text).split())
+    line = line if full else _first_sentence(line)
+    for n in names:
+        out.setdefault(n, line)
+
+
+def param_docs(cls: type) -> dict[str, str]:
+    """One line per documented constructor parameter of ``cls``, from the ``Args:`` sections of
+    its docstring and its bases' (the most derived class's wording wins)."""
+    known = cls.param_names() if hasattr(cls, "param_names") else []
+    # "K: layers (paper: 3). lr: RMSProp learning rate" documents two parameters on one line
+    inline = re.compile(r"\.\s+((?:%s)(?:\s*,\s*(?:%s))*):\s+" % (("|".join(map(re.escape, known)),) * 2)) \
+        if known else None
+    out: dict[str, str] = {}
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        for name, text in docstring_args(klass.__dict__.get("__doc__"), full=True).items():
+            parts = inline.split(text) if inline else [text]
+            if len(parts) > 1:  # the split took the period that ended each piece
+                parts = [p if i % 2 or p.endswith(".") else p + "." for i, p in enumerate(parts)]
+            out.setdefault(name, _first_sentence(parts[0]))
+            for names, more in zip(parts[1::2], parts[2::2]):
+                for n in names.split(","):
+                    out.setdefault(n.strip(), _first_sentence(more))
     return out

@@ -162,6 +162,22 @@ class AttributeKNN(vadx.Detector):
     def demo_params(cls) -> dict[str, Any]:
         return {"weights": demo_weights("mobilenet_v2"), "progress": False}
 
+    @classmethod
+    def presets(cls) -> dict[str, vadx.params.Preset]:
+        P = vadx.params.Preset
+        return {**super().presets(),
+                "cpu": P({"backbone": "mobilenet_v2", "k": 5, "bank_size": 10000,
+                          "velocity_bins": 1, "perspective": False, "appearance_weight": 0.5,
+                          "background": True},
+                         "the defaults (chosen on the Ped2 test set): Yolo-Fastest-1.1 and "
+                         "MobileNetV2 from $VADX_WEIGHTS_DIR; Ped2 0.848, fit 149 s on 2 cores "
+                         "(bench/results/attribute_knn_ped2.json)"),
+                "paper": P({"velocity_bins": 8, "perspective": True, "k": 1, "background": False},
+                           "Reiss & Hoshen's choices that are parameters here: a velocity direction "
+                           "histogram (8 bins) divided by box height, k = 1 (theirs for velocity; "
+                           "here for appearance too), no background term; their Mask R-CNN, CLIP "
+                           "and pose are not available")}
+
     def __init__(self, *, object_detector: dict | None = None,
                  classes: tuple[str, ...] = MOVING_CLASSES, min_confidence: float = 0.3,
                  min_box_size: float = 8.0, flow_scale: float = 0.5, velocity_bins: int = 1,

@@ -187,6 +187,20 @@ class BgEnsemble(vadx.Detector):
         # a tenth of the default training steps
         return {"sdae_steps": 150, "density_steps": 80, "scene_steps": 80, "progress": False}
 
+    @classmethod
+    def presets(cls) -> dict[str, vadx.params.Preset]:
+        P = vadx.params.Preset
+        return {**super().presets(),
+                "cpu": P({"scale": 0.25, "sdae_steps": 1500, "density_steps": 600,
+                          "scene_steps": 800, "flow_resolution": 0.5, "motion_score": "speed",
+                          "location_norm": "floored"},
+                         "the defaults: 1/4 scale, flow at 1/2, 1500/600/800 steps; Ped2 0.796, "
+                         "fit 152 s on 1 thread (bench/results/bg_ensemble_ped2.json)"),
+                "paper": P({"min_votes": 4, "flow_resolution": None, "location_norm": "none"},
+                           "Jadhav & Inamdar give the structure (six voters, 4-of-6 vote) but no "
+                           "sizes or schedule: the defaults without the two additions that are not "
+                           "in the paper (flow at 1/2 scale, per-location normalisation)")}
+
     def __init__(self, *, scale: float = 0.25, tolerance: float = 12.0, mof_patch: int = 1,
                  mof_bins: int = 256, sdae_widths: tuple[int, ...] = (256, 192, 128, 96, 64, 32),
                  noise: float = 0.1, flow_scale: float = 1.0, scene_widths: tuple[int, ...] = (8, 16, 32),

@@ -73,12 +73,17 @@ import vadx
 from vadx.features import demo_weights
 from vadx.ops.sista import MAX_K
 from vadx.params import Interval, Ints, Options, Path
+from vadx.threads import intra_op_threads
 from vadx_sparse_rnn.features import (BACKBONES, LAYERS, N_PATCHES, build_backbone, empty_backbone,
                                       frame_features)
 from vadx_sparse_rnn.srnn_ae import SRNNAECoder
 from vadx_sparse_rnn.tsc import TSCCoder
 
 STREAMS = ("spatial", "temporal")
+# Up to this many atoms a training iteration is many tiny GEMMs ([B*21, n] x [n, n]) that one
+# thread runs faster than two (fork/join per op; see vadx.threads): sRNN-AE at 128 and 512 atoms
+# measured 6-10x and 3-7x faster on 1 thread of this project's shared 2-core machine.
+SMALL_CODER_ATOMS = 512
 
 
 class _SparseCodingDetector(vadx.Detector):
@@ -187,7 +192,8 @@ class _SparseCodingDetector(vadx.Detector):
             coder = self._make_coder(d).to(self.device)
             g = self.generator(self.seed + s)  # seeded from seed * 2 + s
             normed = [self._normalise(f[s].to(self.device), s).half() for f in feats]
-            with self.progress_bar(self.iterations, f"{self.name} {stream} stream", "it") as bar:
+            with (self.progress_bar(self.iterations, f"{self.name} {stream} stream", "it") as bar,
+                  intra_op_threads(1 if self.n_atoms <= SMALL_CODER_ATOMS else None)):
                 losses = self._train_coder(coder, normed, g, bar)
             # first and last 1 % of the iterations, averaged, and a 20-point curve (means of
             # 5 % windows) to show convergence (the full curve would bloat the file)
@@ -301,6 +307,21 @@ class TSC(_SparseCodingDetector):
         return {"backbone": "resnet18", "weights": demo_weights("resnet18"), "n_atoms": 128,
                 "K": 20, "iterations": 100, "progress": False}
 
+    @classmethod
+    def presets(cls) -> dict[str, vadx.params.Preset]:
+        P = vadx.params.Preset
+        return {**super().presets(),
+                "cpu": P({"backbone": "mobilenet_v2", "layer": "stride16", "n_atoms": 128, "K": 20,
+                          "lambda1": 0.5, "iterations": 60, "frame_size": [120, 180]},
+                         "the defaults with frames resized to 120x180, as bench/test_sparse_rnn.py "
+                         "ran Ped2 (sparse_rnn_ped2.json: 0.697, fit 8 s after 45 s of features)"),
+                "paper": P({"backbone": "resnet50", "layer": "last", "n_atoms": 2048, "K": 30,
+                            "lambda2": 2.0, "delta2": 100.0, "temporal_weight": 0.5,
+                            "iterations": 20000},
+                           "Luo et al.: ResNet last layer, 2048 atoms, K = 30 (Table 10), 20,000 "
+                           "steps (their sRNN-AE budget; none given for TSC); their UCF101-tuned "
+                           "ResNet is not available")}
+
     def __init__(self, *, K: int = 20, lambda1: float = 0.5, lambda2: float = 2.0,
                  gamma: float | None = None, delta2: float = 100.0, iterations: int = 60, **kwargs):
         super().__init__(K=K, lambda1=lambda1, lambda2=lambda2, iterations=iterations, **kwargs)
@@ -360,6 +381,19 @@ class SRNNAE(_SparseCodingDetector):
         # ResNet-18 features, 128 atoms, 100 RMSProp steps at a larger rate (paper: 20,000 at 1e-5)
         return {"backbone": "resnet18", "weights": demo_weights("resnet18"), "n_atoms": 128,
                 "iterations": 100, "lr": 1e-3, "progress": False}
+
+    @classmethod
+    def presets(cls) -> dict[str, vadx.params.Preset]:
+        P = vadx.params.Preset
+        return {**super().presets(),
+                "cpu": P({"backbone": "mobilenet_v2", "layer": "stride16", "n_atoms": 128, "K": 3,
+                          "lambda1": 0.5, "iterations": 1000, "lr": 1e-3, "frame_size": [120, 180]},
+                         "the defaults with frames resized to 120x180, as bench/test_sparse_rnn.py "
+                         "ran Ped2 (sparse_rnn_ped2.json: 0.657, fit 94 s after 45 s of features)"),
+                "paper": P({"backbone": "resnet50", "layer": "last", "n_atoms": 2048, "K": 3,
+                            "iterations": 20000, "lr": 1e-5, "weight_decay": 0.005},
+                           "Luo et al.: ResNet last layer, 2048 atoms, K = 3, 20,000 RMSProp steps "
+                           "at 1e-5, weight decay 0.005; their UCF101-tuned ResNet is not available")}
 
     def __init__(self, *, K: int = 3, lambda1: float = 0.5, lambda2: float = 2.0, lr: float = 1e-3,
                  weight_decay: float = 0.005, iterations: int = 1000, **kwargs):

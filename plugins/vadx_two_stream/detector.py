@@ -149,6 +149,7 @@ class TwoStream(vadx.Detector):
         "feature_batch": Interval(int, 1),
         "precision": Options(*PRECISIONS),
     }
+    map_params = {"localize": True}  # Grad-CAM maps, off by default
 
     @classmethod
     def demo_params(cls) -> dict[str, Any]:
@@ -157,6 +158,26 @@ class TwoStream(vadx.Detector):
         return {"backbone": "mobilenet_v2", "weights": demo_weights("mobilenet_v2"),
                 "input_size": 112, "hidden": 512, "max_epochs": 5, "finetune": False,
                 "source_fps": 10.0, "progress": False}
+
+    @classmethod
+    def presets(cls) -> dict[str, vadx.params.Preset]:
+        P = vadx.params.Preset
+        return {**super().presets(),
+                "cpu": P({"backbone": "mobilenet_v2", "source_fps": 10.0, "max_epochs": 30,
+                          "head_lr": 1e-4, "finetune": False, "precision": "auto"},
+                         "the Ped2 cross-validation recipe (two_stream_ped2.json, SAS 0.750): "
+                         "MobileNetV2 streams (weights from $VADX_WEIGHTS_DIR), classifier only "
+                         "(no fine-tuning), <= 30 epochs at 1e-4, bf16; its bag of objects "
+                         "(Yolo-Fastest-1.1-XL) is files: add --set object_detector={...}"),
+                "paper": P({"backbone": "resnet50", "input_size": 224, "hidden": 4096,
+                            "dropout": 0.5, "normal_weight": 1.0, "anomaly_weight": 2.0,
+                            "head_lr": 1e-5, "finetune_lr": 1e-6, "patience": 5, "finetune": True,
+                            "tau": 0.5, "nu_per_second": 60.0, "lb": -7.0, "ub": 7.0,
+                            "sas_decay": "paper", "alarm_threshold": 0.5},
+                           "Petrocchi et al.: ResNet-50 streams at 224 px, FC 4096 x 2 with dropout "
+                           "0.5, class weights 1/2, 1e-5 then fine-tuning at 1e-6, patience 5, SAS "
+                           "tau 0.5, nu 2 per frame at 30 fps, bounds +-7, the paper's decay, alarm "
+                           "> 0.5; needs ResNet-50 weights (and an object detector for the bag)")}
 
     def __init__(
         self,
@@ -524,7 +545,9 @@ class TwoStream(vadx.Detector):
         with torch.inference_mode(False), torch.enable_grad():
             for i in range(0, small.shape[0], self.feature_batch):
                 sl = slice(i, i + self.feature_batch)
-                a, b = net.feature_maps(small[sl].clone(), flow[sl].clone())
+                with torch.no_grad():  # the maps as scoring computes them (folded backbones)
+                    a, b = net.feature_maps(small[sl], flow[sl])
+                a, b = a.requires_grad_(), b.requires_grad_()  # Grad-CAM needs d logit / d maps
                 logit = net.logit(net.pool(a), net.pool(b), bag[sl].clone() if bag is not None else None)
                 ga, gb = torch.autograd.grad(logit.sum(), [a, b])  # frames are independent (eval BN)
                 logits.append(logit.detach())

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import vadx.precision
-from vadx.features import imagenet_normalize
+from vadx.features import folded, imagenet_normalize
 from vadx.flow import farneback, flow_to_rgb
 
 
@@ -50,9 +50,18 @@ class TwoStreamNet(nn.Module):
     def feature_maps(self, rgb_img: Tensor, flow_img: Tensor) -> tuple[Tensor, Tensor]:
         rgb = imagenet_normalize(rgb_img).contiguous(memory_format=torch.channels_last)
         flow = imagenet_normalize(flow_img).contiguous(memory_format=torch.channels_last)
+        rgb_net, flow_net = self._backbones()
         with vadx.precision.autocast(self.precision, rgb.device):
-            a, b = self.rgb.forward_features(rgb), self.flow.forward_features(flow)
+            a, b = rgb_net.forward_features(rgb), flow_net.forward_features(flow)
         return a.float(), b.float()
+
+    def _backbones(self) -> tuple[nn.Module, nn.Module]:
+        """The backbones to run: while they are being trained (phase 2: grad enabled and their
+        weights require it) the modules themselves, otherwise copies with batch norm folded into
+        the convolutions (:func:`vadx.features.folded`, cached), one pass less per layer."""
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.rgb.parameters()):
+            return self.rgb, self.flow
+        return folded(self.rgb, channels_last=True), folded(self.flow, channels_last=True)
 
     @staticmethod
     def pool(fmap: Tensor) -> Tensor:

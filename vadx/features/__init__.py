@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vadx.features.alexnet import AlexNet
+from vadx.features.folding import fold_batchnorm, folded
 from vadx.features.mobilenet_v2 import MobileNetV2
 from vadx.features.resnet import ResNet, resnet18, resnet50
 
@@ -243,6 +244,8 @@ __all__ = [
     "conv_geometry",
     "demo_weights",
     "find_weights",
+    "fold_batchnorm",
+    "folded",
     "imagenet_normalize",
     "load_backbone",
     "resnet18",

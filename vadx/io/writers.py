@@ -1,4 +1,6 @@
-"""Writing frames, videos, score overlays and score plots.
+"""Writing frames, videos, score overlays (heat maps, or a label saying there are none) and score
+plots (frames on the x axis as in ``vadx score``'s CSV, alarms shaded; PNG, JPEG, SVG or PDF by
+extension).
 
 Videos and plots are written atomically (:mod:`vadx.outputs`): to a temporary file beside the
 destination, renamed when complete, so a failure leaves the previous file or none, never a
@@ -22,6 +24,10 @@ from vadx.detector import Scores, check_frames
 
 # Codecs OpenCV's FFmpeg backend writes without extra libraries, per container.
 FOURCC = {".avi": "MJPG", ".mkv": "MJPG", ".mp4": "mp4v", ".mov": "mp4v"}
+#: Plot formats by file extension (matplotlib's format names): the extension decides the bytes.
+PLOT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+#: What an overlay says in the frame when the scores carry no localization maps.
+NO_MAPS_LABEL = "no localization for this detector"
 
 
 def _chunks(video: Any, what: str = "video") -> Iterator[np.ndarray]:
@@ -176,17 +182,33 @@ def _timeline(frame_scores: np.ndarray, width: int, height: int, lo: float, hi: 
     return bar
 
 
+def _label(img: np.ndarray, text: str, org: tuple[int, int], scale: float) -> None:
+    """White text with a dark outline (readable on any background), drawn in place."""
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+
+
+def _fit_text(text: str, width: int, scale: float) -> float:
+    """The largest scale <= ``scale`` (and >= 0.25) at which ``text`` fits in ``width`` pixels."""
+    w = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    return max(0.25, scale * min(1.0, (width - 6) / max(w, 1)))
+
+
 def write_overlay(path: str | os.PathLike, video: Any, scores: Scores | Any, *,
                   threshold: float | None = None, fps: float | None = None, alpha: float = 0.6,
                   map_range: tuple[float, float] | None = None,
-                  score_range: tuple[float, float] | None = None) -> Path:
+                  score_range: tuple[float, float] | None = None,
+                  no_maps_label: str | None = NO_MAPS_LABEL) -> Path:
     """Write a video of the frames with their anomaly maps as a heat map and a frame-score bar.
 
     Each output frame is the input frame (grey frames become RGB) blended with the JET colour map
     of its ``Scores.maps`` map, weighted by the map value so normal regions stay visible; below
     it, a bar shows the frame scores of the whole video (one column per time slice, red where a
     score is above ``threshold``, with a white threshold line) and a white cursor at the current
-    frame; the frame score is printed in the top-left corner.
+    frame; the frame score is printed in the top-left corner. Without maps (a detector that does
+    not localize, or one whose maps are switched off: ``vadx score --overlay`` switches them on
+    through ``Detector.map_params``) the frames are left as they are and ``no_maps_label`` is
+    written at their bottom, so a missing heat map is never mistaken for "nothing anomalous".
 
     Args:
         path: output file (.avi, .mkv, .mp4 or .mov; see :func:`write_video`).
@@ -199,6 +221,7 @@ def write_overlay(path: str | os.PathLike, video: Any, scores: Scores | Any, *,
         map_range: ``(low, high)`` map values mapped to the colour map's ends; None uses the
             maps' finite minimum and maximum over the whole video.
         score_range: ``(low, high)`` of the score bar; None uses the scores' finite range.
+        no_maps_label: the text written in every frame when ``scores`` has no maps (None: none).
 
     Raises:
         ValueError: the video has a different number of frames than ``scores``, or maps of a
@@ -235,12 +258,11 @@ def write_overlay(path: str | os.PathLike, video: Any, scores: Scores | Any, *,
                     weight = (alpha * m)[:, :, None]
                     out = out * (1 - weight) + heat.astype(np.float32) * weight
                 out = out.round().clip(0, 255).astype(np.uint8)
-                text = f"{frame_scores[t]:.4g}"
                 scale = max(0.3, h / 480)
-                cv2.putText(out, text, (3, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                            (0, 0, 0), 3, cv2.LINE_AA)  # dark outline: readable on any background
-                cv2.putText(out, text, (3, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                            (255, 255, 255), 1, cv2.LINE_AA)
+                _label(out, f"{frame_scores[t]:.4g}", (3, int(14 * scale / 0.4)), scale)
+                if maps_np is None and no_maps_label:
+                    small = _fit_text(no_maps_label, w, scale)
+                    _label(out, no_maps_label, (3, h - 4), small)
                 if bar is None:
                     bar = _timeline(frame_scores, w, max(10, h // 8), slo, shi, threshold)
                 strip = bar.copy()
@@ -258,19 +280,25 @@ def write_overlay(path: str | os.PathLike, video: Any, scores: Scores | Any, *,
 def plot_scores(path: str | os.PathLike, scores: Scores | Any, labels: Any = None, *,
                 threshold: float | None = None, fps: float | None = None, title: str | None = None,
                 figsize: tuple[float, float] = (10.0, 3.0), dpi: int = 100) -> Path:
-    """Save a PNG plot of frame scores over time, ground-truth anomalous intervals shaded red.
+    """Save a plot of frame scores over frame numbers: alarms (score > ``threshold``) shaded
+    orange, ground-truth anomalous intervals shaded red.
 
-    Draws with matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it
-    works headless and from threads.
+    The x axis counts frames from 0, as the ``frame`` column of ``vadx score``'s CSV; when
+    ``fps`` is known, a second axis on top gives the time in seconds. The file format follows
+    the extension (:data:`PLOT_FORMATS`: .png, .jpg/.jpeg, .svg, .pdf); any other is refused
+    before anything is drawn. Draws with matplotlib's Agg canvas directly (no pyplot, no global
+    backend switch), so it works headless and from threads.
 
     Args:
-        path: output PNG file.
+        path: output file; its extension picks the format.
         scores: :class:`vadx.Scores` or frame scores ``[T]``.
         labels: optional frame labels ``[T]`` (0 normal, 1 anomalous).
-        threshold: optional horizontal dashed line (e.g. ``detector.threshold_``).
-        fps: x axis in seconds when given, else in frames.
+        threshold: optional horizontal dashed line (e.g. ``detector.threshold_``); the frames
+            above it are shaded as alarms.
+        fps: the video's frame rate, if known: adds the seconds axis.
         title: optional plot title.
-        figsize: figure size in inches (width, height); the PNG is ``figsize * dpi`` pixels.
+        figsize: figure size in inches (width, height); a raster image is ``figsize * dpi``
+            pixels.
         dpi: pixels per inch.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -278,30 +306,43 @@ def plot_scores(path: str | os.PathLike, scores: Scores | Any, labels: Any = Non
 
     from vadx.data.labels import label_intervals  # here, not at the top: vadx.data imports vadx.io
 
+    path = Path(path)
+    fmt = PLOT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"path must end in one of {', '.join(PLOT_FORMATS)} (the extension "
+                         f"decides the format), got {path.name!r}")
     frame_scores = _frame_scores(scores)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be None or > 0, got {fps!r}")
-    unit = 1.0 / fps if fps else 1.0
     fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if labels is not None:
         for i, (a, b) in enumerate(label_intervals(labels, n_frames=len(frame_scores))):
-            ax.axvspan((a - 0.5) * unit, (b - 0.5) * unit, color="tab:red", alpha=0.2, lw=0,
+            ax.axvspan(a - 0.5, b - 0.5, color="tab:red", alpha=0.2, lw=0,
                        label="anomalous (ground truth)" if i == 0 else None)
-    ax.plot(np.arange(len(frame_scores)) * unit, frame_scores, color="tab:blue", lw=1,
+    if threshold is not None:
+        alarm = np.concatenate([[False], frame_scores > threshold, [False]])  # NaN: no alarm
+        starts, = np.nonzero(alarm[1:] & ~alarm[:-1])
+        ends, = np.nonzero(~alarm[1:] & alarm[:-1])
+        for i, (a, b) in enumerate(zip(starts, ends)):  # frames a..b-1 are alarms
+            ax.axvspan(a - 0.5, b - 0.5, color="tab:orange", alpha=0.25, lw=0,
+                       label="alarm (score > threshold)" if i == 0 else None)
+    ax.plot(np.arange(len(frame_scores)), frame_scores, color="tab:blue", lw=1,
             label="frame score")
     if threshold is not None:
         ax.axhline(threshold, color="black", ls="--", lw=1, label="threshold")
-    ax.set_xlabel("time (s)" if fps else "frame")
+    ax.set_xlabel("frame")
     ax.set_ylabel("anomaly score")
     if len(frame_scores):
-        ax.set_xlim(-0.5 * unit, (len(frame_scores) - 0.5) * unit)
+        ax.set_xlim(-0.5, len(frame_scores) - 0.5)
+    if fps:
+        top = ax.secondary_xaxis("top", functions=(lambda f: f / fps, lambda s: s * fps))
+        top.set_xlabel(f"time (s) at {fps:g} frames/s", fontsize="small")
     if title:
         ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
-    path = Path(path)
     with outputs.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format=fmt)
     return path
