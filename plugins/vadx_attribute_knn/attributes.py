@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vadx.features import imagenet_normalize
+from vadx.features import folded, imagenet_normalize
 from vadx.flow import farneback
 
 
@@ -110,4 +110,6 @@ def appearance(backbone: nn.Module, frame: Tensor, boxes: Tensor, size: int) -> 
     if boxes.shape[0] == 0:
         return torch.zeros(0, backbone.out_channels)
     x = imagenet_normalize(crops(frame, boxes, size) / 255.0)
-    return F.normalize(backbone.forward_features(x).mean(dim=(2, 3)).float(), dim=1).cpu()
+    x = x.contiguous(memory_format=torch.channels_last)
+    net = folded(backbone, channels_last=True)  # batch norm folded in, cached (vadx.features)
+    return F.normalize(net.forward_features(x).mean(dim=(2, 3)).float(), dim=1).cpu()
