@@ -48,6 +48,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from vadx.outputs import input_name, unique_names
+
 DEMO_DIR = "vadx-demo"
 
 
@@ -123,15 +125,7 @@ def _grayscale(det, force_grey: bool) -> bool | None:
 
 def _names(paths: list[str]) -> list[str]:
     """Short unique names of inputs: file stem or folder name, ``-2``, ``-3``... on repeats."""
-    out: list[str] = []
-    for p in paths:
-        path = Path(p.rstrip("/\\") or p)
-        base = (path.name if path.is_dir() else path.stem) or "video"
-        name, k = base, 2
-        while name in out:
-            name, k = f"{base}-{k}", k + 1
-        out.append(name)
-    return out
+    return unique_names([input_name(p) for p in paths])
 
 
 def _per_input(template: str, name: str, several: bool) -> Path:

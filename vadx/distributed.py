@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from vadx.outputs import input_name, unique_names
+
 __all__ = ["ArchiveItem", "read_manifest", "score_archive", "archive_names"]
 
 STATE_DIR = ".vadx"
@@ -68,15 +70,7 @@ class ArchiveItem:
 
 def archive_names(paths: list[str]) -> list[str]:
     """Output names: file stem or folder name, ``-2``, ``-3``... on repeats (as ``vadx score``)."""
-    out: list[str] = []
-    for p in paths:
-        path = Path(p.rstrip("/\\") or p)
-        base = (path.name if path.is_dir() else path.stem) or "video"
-        name, k = base, 2
-        while name in out:
-            name, k = f"{base}-{k}", k + 1
-        out.append(name)
-    return out
+    return unique_names([input_name(p) for p in paths])
 
 
 def read_manifest(manifest: str | os.PathLike) -> list[ArchiveItem]:

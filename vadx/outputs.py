@@ -30,6 +30,7 @@ import secrets
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 PathLike = str | os.PathLike
@@ -181,3 +182,20 @@ def atomic_open(path: PathLike, mode: str = "w", *, replace_symlink: bool = Fals
     with atomic_path(path, replace_symlink=replace_symlink) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+def input_name(path: str) -> str:
+    """An input's short name: a file's stem or a folder's name (``video`` if neither)."""
+    p = Path(path.rstrip("/\\") or path)
+    return (p.name if p.is_dir() else p.stem) or "video"
+
+
+def unique_names(bases: list[str]) -> list[str]:
+    """``bases`` made unique in order: a repeat gets ``-2``, ``-3``... (output and camera names)."""
+    out: list[str] = []
+    for base in bases:
+        name, k = base, 2
+        while name in out:
+            name, k = f"{base}-{k}", k + 1
+        out.append(name)
+    return out

@@ -57,6 +57,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from vadx.outputs import unique_names
+
 __all__ = ["EventTracker", "camera_names", "watch"]
 
 
@@ -78,11 +80,8 @@ def camera_names(sources: list[Any]) -> list[str]:
             base = re.sub(r"[^A-Za-z0-9.-]+", "_", text.split("://", 1)[1]).strip("_") or "camera"
         else:
             base = Path(text).stem or "camera"
-        name, k = base, 2
-        while name in out:
-            name, k = f"{base}-{k}", k + 1
-        out.append(name)
-    return out
+        out.append(base)
+    return unique_names(out)
 
 
 def _count(name: str, value: Any, minimum: int) -> int:
