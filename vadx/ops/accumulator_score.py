@@ -61,15 +61,11 @@ def accumulator_score(
     Raises:
         ValueError / TypeError: a bad argument, naming it with the expected and the actual value.
 
-    The CPU kernel advances one stream per vector lane (16 float32 streams per AVX-512 vector;
-    the instruction set is picked at run time as ATen picks its own, see
-    ``torch.backends.cpu.get_cpu_capability()``), streams in parallel across threads; fewer
-    streams than lanes are cut into blocks scanned in parallel over time
-    (``x -> clip(x + a, l, u)`` is closed under composition, so the recurrence is an associative
-    scan), then checked so that the result is exactly the frame-by-frame one. So on a given
-    machine the scores and ``x_last`` are bit for bit the same however streams are batched,
-    chunked or threaded. Across instruction sets (and against the CUDA kernel, whose scan rounds
-    the float64 state differently) scores may differ in the last bit (the vectorised exp).
+    The CPU kernel runs streams in parallel, or, for fewer streams than threads, a parallel scan
+    over time; the CUDA kernel is always a parallel scan (``x -> clip(x + a, l, u)`` is closed
+    under composition, so the recurrence is an associative scan). Scan results may differ from a
+    sequential evaluation by float64 rounding of the accumulator (about 1e-15), not in the
+    float32 scores in practice.
 
     Example:
         >>> s, x = accumulator_score(torch.tensor([0.1, 0.9, 0.9, 0.2]))
