@@ -129,7 +129,7 @@ class AttributeKNN(vadx.Detector):
         bank_size: exemplars kept per attribute.
         velocity_weight, appearance_weight: weights of the calibrated attributes in an object's
             score (0 switches one off).
-        background: use the background term; background_cell: its block size (flow-grid pixels).
+        background: use the background term. background_cell: its block size (flow-grid pixels).
         knn_chunk: bank rows per GEMM of the k-NN search.
     """
 

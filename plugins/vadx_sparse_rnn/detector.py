@@ -88,7 +88,26 @@ SMALL_CODER_ATOMS = 512
 
 class _SparseCodingDetector(vadx.Detector):
     """Features, streams, standardisation and streaming shared by TSC and sRNN-AE (module
-    docstring); subclasses provide ``_make_coder`` and ``_train_coder``."""
+    docstring); subclasses provide ``_make_coder`` and ``_train_coder``.
+
+    Args:
+        backbone: the frozen ImageNet CNN, ``"mobilenet_v2"`` (default), ``"resnet18"`` or
+            ``"resnet50"`` (the paper's architecture).
+        weights: its torchvision-format state dict (path), None to look in
+            ``$VADX_WEIGHTS_DIR``, or ``"random"`` (tests only).
+        n_atoms: dictionary atoms (code length) per stream (paper: 2048).
+        K: SISTA iterations (layers) per frame.
+        lambda1: the sparsity weight (L1 on the codes).
+        lambda2: the temporal-coherence weight tying a frame's codes to the previous frame's.
+        temporal_weight: the temporal stream's weight in the frame score (paper: 0.5).
+        sequence_length: frames per training sequence.
+        batch_size: training sequences per iteration.
+        iterations: training iterations per stream.
+        frame_size: ``[h, w]`` frames are resized to before the backbone (None: their own size).
+        mode: ``"signed"`` soft threshold (the authors' code) or ``"nonneg"`` (the paper's text).
+        layer: ``"stride16"`` (the backbone's last stride-16 stage) or ``"last"`` (the paper's
+            last feature map).
+    """
 
     parameters = {
         "backbone": Options(*BACKBONES),

@@ -103,6 +103,47 @@ class TwoStream(vadx.Detector):
       are not consecutive) of the normal (label 0) frames sampled for training, training split
       only, from the trained model; they do not set ``threshold_``.
 
+    Args:
+        backbone: both streams' ImageNet backbone, ``"resnet50"`` (paper) or another of
+            :data:`vadx.features.BACKBONES`.
+        weights: its torchvision-format state dict (path), None to look in ``$VADX_WEIGHTS_DIR``,
+            or ``"random"`` (tests only).
+        weights_sha256: the weights file's expected SHA-256 (None: the known digests only).
+        object_detector: the bag-of-objects detector as ``{"name": ..., **its parameters}``, or
+            None for the paper's "no-bag" variant.
+        min_object_confidence: objects below this confidence are not counted in the bag.
+        input_size: the square side frames are resized to for both streams (paper: 224).
+        flow_max_magnitude: flow (pixels per frame) shown at full brightness in the flow image.
+        hidden: units of each of the classifier's two hidden layers (paper: 4096).
+        dropout: the classifier's dropout rate (paper: 0.5).
+        source_fps: frame rate assumed where a video does not give its own.
+        anomaly_fps: training sampling rate of anomalous segments (frames per second).
+        normal_fps: training sampling rate of normal segments (frames per second).
+        alpha: hard mining draws ``alpha * batch_size`` candidates per batch (paper: 3).
+        batch_size: K, the training batch size after hard mining.
+        normal_weight: class weight of normal frames in the loss (paper: 1).
+        anomaly_weight: class weight of anomalous frames in the loss (paper: 2).
+        head_lr: Adam learning rate of phase 1, the classifier alone (paper: 1e-5).
+        finetune_lr: Adam learning rate of phase 2, all weights (paper: 1e-6).
+        patience: epochs without a better validation loss before a phase stops.
+        max_epochs: phase 1's most epochs.
+        finetune: run phase 2 (fine-tuning the backbones); False skips it.
+        finetune_max_epochs: phase 2's most epochs.
+        validation_videos: indices of ``fit``'s videos used for validation (None: a seeded
+            ``validation_fraction``; ``[]``: no early stopping).
+        validation_fraction: share of the videos held out for validation when none are named.
+        tau: SAS's confidence threshold (paper: 0.5).
+        nu: SAS's step per frame; None derives it from ``nu_per_second`` and the frame rate.
+        nu_per_second: SAS's step per second (60: the paper's 2 per frame at 30 frames/s).
+        lb: SAS's lower bound, also its start (paper: -7).
+        ub: SAS's upper bound (paper: 7).
+        sas_decay: ``"symmetric"`` (the authors' code) or ``"paper"`` (the paper's formula).
+        alarm_threshold: a frame alarms when its SAS exceeds this (``threshold_``).
+        localize: add Grad-CAM maps of both streams to the scores.
+        feature_batch: frames per backbone forward pass.
+        precision: ``"auto"`` (bf16 autocast where the CPU computes bf16 natively), ``"bf16"``
+            or ``"fp32"``.
+
     ``seed`` and ``progress`` are the base class's (:class:`vadx.Detector`).
     """
 
