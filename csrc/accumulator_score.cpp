@@ -16,6 +16,10 @@ SasRule check_accumulator_score_args(const at::Tensor& sigma, double tau, double
   TORCH_CHECK_TYPE(at::isFloatingType(sigma.scalar_type()),
                    "accumulator_score: sigma must be a floating-point tensor, got ",
                    sigma.scalar_type());
+  const at::ScalarType st = sigma.scalar_type();
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+                   "accumulator_score: sigma must be float32, float64, float16 or bfloat16, got ",
+                   st);
   TORCH_CHECK_VALUE(tau >= 0.0 && tau < 1.0, "accumulator_score: tau must be in [0, 1), got ", tau);
   TORCH_CHECK_VALUE(std::isfinite(nu) && nu > 0.0,
                     "accumulator_score: nu must be finite and > 0, got ", nu);

@@ -1,5 +1,6 @@
 // Sigmoidal Anomaly Score (Petrocchi et al. §3.5): shared declarations and the per-step
-// arithmetic, so the CPU and CUDA kernels compute bit-for-bit the same increments.
+// arithmetic of the CUDA kernel and the CPU scan's carry. The vectorised CPU kernel
+// (cpu/accumulator_score_kernel_isa.cpp) restates it operation for operation with at::vec.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -311,3 +311,153 @@ def test_accumulator_score_huge_nu_is_defined_and_nan_free(device, nu, decay):
     s_many, _ = op(many.to(device), nu=nu, decay=decay)
     s_one, _ = op(sigma[:1].to(device), nu=nu, decay=decay)
     assert_close(s_many[:1].cpu(), s_one.cpu(), equal_nan=True, rtol=0, atol=0)
+
+
+# --- issue 21: the vectorised CPU kernel (lanes across streams, runtime ISA dispatch) -----------
+
+
+def _same(a, b):
+    """Equal values, NaN where the other is NaN (torch.equal treats NaN as unequal)."""
+    nan = torch.isnan(a)
+    return torch.equal(nan, torch.isnan(b)) and torch.equal(a[~nan], b[~nan])
+
+
+def _drifting(B, T, seed, dtype):
+    """Confidences around tau with bounds far away: the state never clips, so the scan's composed
+    block entries round differently from frame-by-frame stepping (its check must re-replay), and
+    float64 scores show any last-bit difference of the state."""
+    g = torch.Generator().manual_seed(seed)
+    sigma = (0.5 + 1e-3 * torch.randn(B, T, generator=g, dtype=torch.float64)).to(dtype)
+    sigma[:, 777::5003] = float("nan")
+    return sigma, dict(tau=0.5, nu=0.37, lb=-1e6, ub=1e6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("data", ["random", "drifting"])
+def test_accumulator_score_paths_agree_bit_for_bit(dtype, data):
+    """A stream's scores and final state are the same bits whichever path computes them: alone
+    (few streams: the parallel scan over time), in a batch of 67 (lanes across streams, the last
+    group partial), on one thread, and chunk by chunk."""
+    T = 70_001
+    if data == "random":
+        sigma = torch.rand(3, T, generator=torch.Generator().manual_seed(5), dtype=dtype)
+        sigma[1, 100:130] = float("nan")
+        kw = dict(tau=0.4, nu=1.3, lb=-5.0, ub=4.0, decay="paper")
+    else:
+        sigma, kw = _drifting(3, T, 6, dtype)
+    x0 = torch.tensor([0.25, -3.0, 2.0], dtype=torch.float64)
+    alone = [op(sigma[b], x0=x0[b], **kw) for b in range(3)]
+    batch = torch.rand(67, T, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    rows = [0, 33, 66]  # the first group, a middle one, the partial last group
+    batch[rows] = sigma
+    x0_batch = torch.zeros(67, dtype=torch.float64)
+    x0_batch[rows] = x0
+    s_batch, x_batch = op(batch, x0=x0_batch, **kw)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        s_one, x_one = op(sigma, x0=x0, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    cuts = [0, 1, 4000, 4099, 40_000, T]
+    x, parts = x0, []
+    for a, b in zip(cuts, cuts[1:]):
+        s, x = op(sigma[:, a:b], x0=x, **kw)
+        parts.append(s)
+    s_chunks = torch.cat(parts, dim=1)
+    for b, r in enumerate(rows):
+        s_alone, x_alone = alone[b]
+        for s_other, x_other in ((s_batch[r], x_batch[r]), (s_one[b], x_one[b]), (s_chunks[b], x[b])):
+            assert _same(s_other, s_alone)
+            assert x_other.item() == x_alone.item()
+    s_ref, x_ref = reference.accumulator_score(sigma, x0=x0, **kw)
+    assert_close(s_batch[rows], s_ref, equal_nan=True)
+    assert_close(x_batch[rows], x_ref, rtol=1e-12, atol=1e-6)
+
+
+def test_accumulator_score_nan_frames_hold_a_state_outside_the_bounds():
+    """A NaN frame is the identity even before the first clip: x0 beyond ub is held, not clipped,
+    until a real confidence moves it (the vector kernel turns NaN into bounds that clip nothing)."""
+    sigma = torch.tensor([[float("nan"), float("nan"), 0.2, float("nan"), 1.0]] * 20)
+    x0 = torch.full((20,), 100.0, dtype=torch.float64)
+    s, x = op(sigma, x0=x0, nu=1.0)
+    s_ref, x_ref = reference.accumulator_score(sigma, x0=x0, nu=1.0)
+    assert_close(s, s_ref, equal_nan=True) and torch.equal(x, x_ref)
+    assert torch.isnan(s[:, [0, 1, 3]]).all() and x[0].item() == 7.0
+    s_one, x_one = op(sigma[0, :2], x0=100.0)  # only NaN frames: the state is x0
+    assert torch.isnan(s_one).all() and x_one.item() == 100.0
+
+
+def test_accumulator_score_infinite_confidences_are_clipped_not_missing():
+    sigma = torch.tensor([float("inf"), float("-inf"), 0.9, float("inf")], dtype=torch.float64)
+    s, x = _assert_matches_reference(sigma)
+    assert not torch.isnan(s).any()
+    assert torch.equal(s, op(sigma.clamp(0, 1))[0])
+
+
+def test_accumulator_score_rejects_float8():
+    sigma = torch.rand(2, 5).to(torch.float8_e4m3fn)
+    with pytest.raises(TypeError, match=r"sigma must be float32, float64, float16 or bfloat16, got Float8_e4m3fn"):
+        op(sigma)
+
+
+_ISA_SCRIPT = """
+import sys, torch, vadx
+from torch.testing import assert_close
+from vadx.ops import reference
+print(torch.backends.cpu.get_cpu_capability())
+g = torch.Generator().manual_seed(0)
+for dtype in (torch.float32, torch.float64):
+    sigma = torch.rand(37, 3001, generator=g, dtype=dtype)
+    sigma[5, 10:20] = float("nan")
+    for kw in (dict(), dict(tau=0.3, nu=0.7, lb=-5.0, ub=6.0, decay="paper")):
+        s, x = vadx.ops.accumulator_score(sigma, **kw)
+        s_ref, x_ref = reference.accumulator_score(sigma, **kw)
+        assert_close(s, s_ref, equal_nan=True)
+        assert_close(x, x_ref, rtol=0, atol=1e-9)
+        s1, x1 = vadx.ops.accumulator_score(sigma[:, :1234], **kw)
+        s2, x2 = vadx.ops.accumulator_score(sigma[:, 1234:], x0=x1, **kw)
+        both = torch.cat([s1, s2], 1)
+        assert torch.equal(both.isnan(), s.isnan()) and torch.equal(both[~s.isnan()], s[~s.isnan()])
+        assert torch.equal(x2, x)
+    long = torch.rand(1, 200_000, generator=g, dtype=dtype)  # the scan over time
+    s, x = vadx.ops.accumulator_score(long)
+    s_ref, x_ref = reference.accumulator_score_scan(long)
+    assert_close(s, s_ref, equal_nan=True)
+    s_many, x_many = vadx.ops.accumulator_score(long.expand(40, -1).contiguous())
+    assert torch.equal(s_many[17], s[0]) and torch.equal(x_many[17], x[0])
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
+def test_accumulator_score_every_compiled_isa(capability):
+    """Each per-capability build of the kernel (chosen at run time like ATen's, here forced with
+    ATEN_CPU_CAPABILITY) matches the reference and streams bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
+    run = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got, status = run.stdout.split()[:2]
+    if got != capability.upper():
+        pytest.skip(f"this CPU runs {got}, not {capability}")
+    assert status == "ok"
+
+
+@pytest.mark.parametrize("name", ["tau", "nu", "lb", "ub"])
+@pytest.mark.parametrize("value", ["x", None, [0.5], True, torch.tensor([0.5, 0.6])])
+def test_accumulator_score_scalar_that_is_not_a_number_is_a_type_error(name, value):
+    """Found by bench/fuzz.py: float(tau) raised "could not convert string to float: 'x'" (no
+    argument named), and a non-str decay reached the op's schema check."""
+    with pytest.raises(TypeError, match=rf"accumulator_score: {name} must be a real number, got"):
+        op(torch.rand(2, 5), **{name: value})
+    with pytest.raises(TypeError, match=r"decay must be 'symmetric' or 'paper', got 3"):
+        op(torch.rand(2, 5), decay=3)
+    with pytest.raises(ValueError, match=r"accumulator_score: ub must fit a float64"):
+        op(torch.rand(2, 5), ub=10**400)
+    sigma = torch.rand(2, 5)
+    assert torch.equal(op(sigma, tau=torch.tensor(0.25))[0], op(sigma, tau=0.25)[0])  # 0-d: a number

@@ -1,142 +1,150 @@
-// accumulator_score, CPU: streams in parallel, or — for fewer streams than threads — a three-phase
-// parallel scan over time (per-block composition, serial carry across blocks, per-block replay).
+// accumulator_score, CPU: picks the vectorised kernel for this CPU (accumulator_score_kernel_isa.cpp,
+// compiled per capability) and splits the work across threads: groups of W streams in parallel,
+// or, for fewer streams than lanes can hold, an exact parallel scan over time.
 //
 // Each frame's clip-add depends on the previous frame's result (~12 cycles of latency for the add,
-// max and min), so one sequence alone leaves a core mostly idle: every thread advances kLanes
-// independent sequences (streams, or blocks of one stream) in lockstep.
-#include "../accumulator_score.h"
+// max and min), so the kernels advance W sequences in lockstep, one per vector lane. With few
+// streams the lanes (and threads) are filled by cutting each stream into blocks:
+//   1. compose: each block's frames composed into one step clip(x + A, L, U) (parallel, vectorised);
+//   2. carry: each block's entry state from the composed steps (serial, one step per block);
+//   3. replay: every block from its entry state (parallel, vectorised), scores written;
+//   4. check: composing rounds the state differently from stepping frame by frame, so a block
+//      whose entry differs (bitwise) from the replayed end of the block before it is replayed again
+//      from that end (serial). Block 0 starts from x0, so by induction every score and the final
+//      state equal the frame-by-frame evaluation bit for bit: the scan path, the stream path and
+//      any chunking of a stream give identical results. Re-replays are rare when streams hit their
+//      bounds (clipping makes the composed and stepped states equal); a stream that drifts without
+//      ever clipping falls back to serial speed, never to a different result.
+#include "accumulator_score_kernel_isa.h"
 
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <limits>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string>
 #include <vector>
 
 namespace vadx {
 namespace {
 
-constexpr int kLanes = 4;
-// Below this many frames per block, splitting a stream costs more than it saves.
-constexpr int64_t kMinScanBlock = 8192;
+// Blocks shorter than this are not worth a scan (each costs a serial carry step and a check).
+constexpr int64_t kMinScanBlock = 1024;
+// Values per parallel task on the stream path, so small inputs do not pay for waking threads.
+constexpr int64_t kGrainValues = 1 << 15;
 
-// frames [begin, begin + length) of the flattened [B * T] input, and the state before them.
-struct Seq {
-  int64_t begin, length;
-  double x;
-};
+// The variant for the capability ATen itself runs (at::get_cpu_capability(): the CPU's best,
+// or ATEN_CPU_CAPABILITY), chosen once.
+const SasCpuKernels& sas_kernels() {
+  static const SasCpuKernels& kernels = []() -> const SasCpuKernels& {
+    const std::string capability = at::get_cpu_capability();
+#ifdef VADX_HAVE_CPU_CAPABILITY_AVX512
+    if (capability == "AVX512") {
+      return AVX512::sas_cpu_kernels();
+    }
+#endif
+#ifdef VADX_HAVE_CPU_CAPABILITY_AVX2
+    if (capability == "AVX2" || capability == "AVX512") {
+      return AVX2::sas_cpu_kernels();
+    }
+#endif
+    return DEFAULT::sas_cpu_kernels();
+  }();
+  return kernels;
+}
 
-template <typename scalar_t>
-inline void replay_frame(const scalar_t* sigma, scalar_t* out, int64_t t, double& x,
-                         const SasRule p) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  const double s = static_cast<double>(sigma[t]);
-  if (s != s) {  // no confidence for this frame: the accumulator holds, the score is NaN
-    out[t] = std::numeric_limits<scalar_t>::quiet_NaN();
+void replay(const SasCpuKernels& k, const SasRows<float>& rows, float* out, double* x,
+            const SasRule& p) {
+  k.replay_f32(rows, out, x, p);
+}
+void replay(const SasCpuKernels& k, const SasRows<double>& rows, double* out, double* x,
+            const SasRule& p) {
+  k.replay_f64(rows, out, x, p);
+}
+void compose(const SasCpuKernels& k, const SasRows<float>& rows, ClipAdd* f, const SasRule& p) {
+  k.compose_f32(rows, f, p);
+}
+void compose(const SasCpuKernels& k, const SasRows<double>& rows, ClipAdd* f, const SasRule& p) {
+  k.compose_f64(rows, f, p);
+}
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
+
+// fn(k) for every task k in [0, ntasks), in one parallel region. Threads take the next task from
+// a shared counter rather than a fixed share, so a thread slowed by another process on its core
+// (a shared machine) does not hold the others up at the end.
+template <typename Fn>
+void parallel_tasks(int64_t ntasks, const Fn& fn) {
+  const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  if (ntasks <= 1 || threads <= 1) {
+    for (int64_t k = 0; k < ntasks; ++k) {
+      fn(k);
+    }
     return;
   }
-  x = apply(sas_step(s, p), x);
-  // The logistic is computed here, per frame, rather than by ATen's vectorised sigmoid afterwards:
-  // that one takes a scalar path for the tail of each call, so chunked streaming would no longer
-  // reproduce the one-shot scores bit for bit.
-  out[t] = static_cast<scalar_t>(logistic<opmath_t>(x));
-}
-
-// Replays every Seq in seqs, writing scores; each Seq's x becomes its state after its last frame.
-template <typename scalar_t>
-void replay(const scalar_t* sigma, scalar_t* out, Seq* seqs, int64_t n, const SasRule p) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    Seq* lane = seqs + i;
-    int64_t common = lane[0].length;
-    double x[kLanes];
-    for (int j = 0; j < kLanes; ++j) {
-      common = std::min(common, lane[j].length);
-      x[j] = lane[j].x;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(threads, ntasks), 1, [&](int64_t, int64_t) {
+    for (int64_t k = next++; k < ntasks; k = next++) {
+      fn(k);
     }
-    for (int64_t t = 0; t < common; ++t) {
-      for (int j = 0; j < kLanes; ++j) {
-        replay_frame(sigma + lane[j].begin, out + lane[j].begin, t, x[j], p);
-      }
-    }
-    for (int j = 0; j < kLanes; ++j) {  // unequal tails, one lane at a time
-      for (int64_t t = common; t < lane[j].length; ++t) {
-        replay_frame(sigma + lane[j].begin, out + lane[j].begin, t, x[j], p);
-      }
-      lane[j].x = x[j];
-    }
-  }
-  for (; i < n; ++i) {
-    for (int64_t t = 0; t < seqs[i].length; ++t) {
-      replay_frame(sigma + seqs[i].begin, out + seqs[i].begin, t, seqs[i].x, p);
-    }
-  }
-}
-
-template <typename scalar_t>
-inline void compose_frame(const scalar_t* sigma, int64_t t, ClipAdd& f, const SasRule p) {
-  f = compose(f, sas_step(static_cast<double>(sigma[t]), p));
-}
-
-// agg[i] = the frames of seqs[i] composed in time order.
-template <typename scalar_t>
-void compose_seqs(const scalar_t* sigma, const Seq* seqs, ClipAdd* agg, int64_t n,
-                  const SasRule p) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const Seq* lane = seqs + i;
-    int64_t common = lane[0].length;
-    ClipAdd f[kLanes];
-    for (int j = 0; j < kLanes; ++j) {
-      common = std::min(common, lane[j].length);
-      f[j] = clip_add_identity();
-    }
-    for (int64_t t = 0; t < common; ++t) {
-      for (int j = 0; j < kLanes; ++j) {
-        compose_frame(sigma + lane[j].begin, t, f[j], p);
-      }
-    }
-    for (int j = 0; j < kLanes; ++j) {
-      for (int64_t t = common; t < lane[j].length; ++t) {
-        compose_frame(sigma + lane[j].begin, t, f[j], p);
-      }
-      agg[i + j] = f[j];
-    }
-  }
-  for (; i < n; ++i) {
-    agg[i] = clip_add_identity();
-    for (int64_t t = 0; t < seqs[i].length; ++t) {
-      compose_frame(sigma + seqs[i].begin, t, agg[i], p);
-    }
-  }
-}
-
-// One stream of T frames split into nblocks blocks; returns the state after the last frame.
-template <typename scalar_t>
-double scan_stream(const scalar_t* sigma, scalar_t* out, int64_t T, double x0, const SasRule p,
-                   int64_t nblocks) {
-  const int64_t block = (T + nblocks - 1) / nblocks;
-  std::vector<Seq> seqs;
-  for (int64_t begin = 0; begin < T; begin += block) {
-    seqs.push_back({begin, std::min(block, T - begin), 0.0});
-  }
-  const int64_t n = static_cast<int64_t>(seqs.size());
-  std::vector<ClipAdd> agg(n);
-  at::parallel_for(0, n, kLanes, [&](int64_t b0, int64_t b1) {
-    compose_seqs(sigma, seqs.data() + b0, agg.data() + b0, b1 - b0, p);
   });
-  double x = x0;  // serial carry: each block's entry state
-  for (int64_t b = 0; b < n; ++b) {
-    seqs[b].x = x;
-    x = apply(agg[b], x);
-  }
-  at::parallel_for(0, n, kLanes, [&](int64_t b0, int64_t b1) {
-    replay(sigma, out, seqs.data() + b0, b1 - b0, p);
+}
+
+// B streams of T frames, each cut into nblocks blocks of L = T / nblocks frames (+ a tail of
+// fewer than nblocks frames); see the top of this file. Each phase is one parallel region over
+// all streams' blocks (W blocks of one stream per task). x: the states, advanced in place.
+template <typename scalar_t>
+void scan_streams(const SasCpuKernels& k, const scalar_t* sigma, scalar_t* out, int64_t B,
+                  int64_t T, double* x, const SasRule& p, int64_t nblocks, int64_t W) {
+  const int64_t L = T / nblocks;
+  const int64_t groups = (nblocks + W - 1) / W;  // per stream
+  // Task t: blocks [k0, k1) of stream b.
+  const auto blocks = [&](int64_t t, int64_t& b, int64_t& k0, int64_t& k1) {
+    b = t / groups;
+    k0 = (t % groups) * W;
+    k1 = std::min(k0 + W, nblocks);
+    return SasRows<scalar_t>{sigma + b * T + k0 * L, k1 - k0, L, L};
+  };
+  std::vector<ClipAdd> agg(B * nblocks);
+  parallel_tasks(B * groups, [&](int64_t t) {
+    int64_t b, k0, k1;
+    const SasRows<scalar_t> rows = blocks(t, b, k0, k1);
+    compose(k, rows, agg.data() + b * nblocks + k0, p);
   });
-  return seqs[n - 1].x;
+  std::vector<double> entry(B * nblocks);
+  for (int64_t b = 0; b < B; ++b) {  // the carry: each block's entry state
+    double* e = entry.data() + b * nblocks;
+    e[0] = x[b];
+    for (int64_t j = 1; j < nblocks; ++j) {
+      e[j] = apply(agg[b * nblocks + j - 1], e[j - 1]);
+    }
+  }
+  std::vector<double> end = entry;
+  parallel_tasks(B * groups, [&](int64_t t) {
+    int64_t b, k0, k1;
+    const SasRows<scalar_t> rows = blocks(t, b, k0, k1);
+    replay(k, rows, out + b * T + k0 * L, end.data() + b * nblocks + k0, p);
+  });
+  for (int64_t b = 0; b < B; ++b) {  // the check, then the tail
+    double* e = end.data() + b * nblocks;
+    for (int64_t j = 1; j < nblocks; ++j) {
+      if (!same_bits(entry[b * nblocks + j], e[j - 1])) {
+        e[j] = e[j - 1];
+        const int64_t begin = b * T + j * L;
+        replay(k, SasRows<scalar_t>{sigma + begin, 1, L, L}, out + begin, e + j, p);
+      }
+    }
+    x[b] = e[nblocks - 1];
+    if (nblocks * L < T) {
+      const int64_t begin = b * T + nblocks * L;
+      const int64_t n = T - nblocks * L;
+      replay(k, SasRows<scalar_t>{sigma + begin, 1, n, n}, out + begin, x + b, p);
+    }
+  }
 }
 
 }  // namespace
@@ -146,41 +154,47 @@ std::tuple<at::Tensor, at::Tensor> accumulator_score_cpu(const at::Tensor& sigma
                                                          const at::Tensor& x0_in,
                                                          c10::string_view decay) {
   const SasRule p = check_accumulator_score_args(sigma_in, tau, nu, lb, ub, x0_in, decay);
-  const at::Tensor sigma = sigma_in.contiguous();
-  const at::Tensor x0 = x0_in.contiguous();
+  // float16/bfloat16 run as float32: the same values (both widen exactly), and the score rounded
+  // once from the float32 logistic, as the opmath type prescribes.
+  const bool reduced = sigma_in.scalar_type() == at::kHalf || sigma_in.scalar_type() == at::kBFloat16;
+  const at::Tensor sigma = reduced ? sigma_in.to(at::kFloat).contiguous() : sigma_in.contiguous();
   const int64_t B = sigma.size(0);
   const int64_t T = sigma.size(1);
   at::Tensor s = at::empty({B, T}, sigma.options());
-  at::Tensor x_last = at::empty({B}, x0.options());
-  const double* x0_p = x0.const_data_ptr<double>();
-  double* x_last_p = x_last.mutable_data_ptr<double>();
+  at::Tensor x_last = x0_in.clone(at::MemoryFormat::Contiguous);  // the state, advanced in place
+  double* x = x_last.mutable_data_ptr<double>();
 
-  const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
-  const int64_t nblocks = std::min<int64_t>(threads * kLanes, T / kMinScanBlock);
-  const bool scan_time = B < threads && nblocks > 1;
-
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sigma.scalar_type(),
-                                  "accumulator_score_cpu", [&] {
-    const scalar_t* sig = sigma.const_data_ptr<scalar_t>();
-    scalar_t* out = s.mutable_data_ptr<scalar_t>();
-    if (scan_time) {
-      for (int64_t b = 0; b < B; ++b) {
-        x_last_p[b] = scan_stream(sig + b * T, out + b * T, T, x0_p[b], p, nblocks);
+  if (B > 0 && T > 0) {
+    const SasCpuKernels& k = sas_kernels();
+    const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+    const auto run = [&](auto* sig, auto* out, int64_t W) {
+      using scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(sig)>>;
+      // Few streams leave lanes (and threads) idle: cut each into blocks, whole groups of W
+      // blocks, enough groups for every thread. The scan reads sigma twice and composes (~1.5x
+      // the work of one pass), so it pays where at most a quarter of the lanes would be busy.
+      const int64_t want = W * ((threads + B - 1) / B);
+      const int64_t nblocks = std::min(want, T / kMinScanBlock);
+      if (4 * B <= threads * W && nblocks >= 4) {
+        scan_streams<scalar_t>(k, sig, out, B, T, x, p, nblocks, W);
+        return;
       }
-    } else {
-      const int64_t grain = std::max<int64_t>(kLanes, 65536 / std::max<int64_t>(T, 1));
-      at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-        std::vector<Seq> seqs;
-        for (int64_t b = b0; b < b1; ++b) {
-          seqs.push_back({b * T, T, x0_p[b]});
-        }
-        replay(sig, out, seqs.data(), b1 - b0, p);
-        for (int64_t b = b0; b < b1; ++b) {
-          x_last_p[b] = seqs[b - b0].x;
-        }
+      const int64_t groups = (B + W - 1) / W;
+      const int64_t per_task = std::max<int64_t>(1, kGrainValues / (W * T));  // groups per task
+      parallel_tasks((groups + per_task - 1) / per_task, [&](int64_t t) {
+        const int64_t r0 = t * per_task * W;
+        const int64_t r1 = std::min(r0 + per_task * W, B);
+        replay(k, SasRows<scalar_t>{sig + r0 * T, r1 - r0, T, T}, out + r0 * T, x + r0, p);
       });
+    };
+    if (sigma.scalar_type() == at::kDouble) {
+      run(sigma.const_data_ptr<double>(), s.mutable_data_ptr<double>(), k.lanes_f64);
+    } else {
+      run(sigma.const_data_ptr<float>(), s.mutable_data_ptr<float>(), k.lanes_f32);
     }
-  });
+  }
+  if (reduced) {
+    s = s.to(sigma_in.scalar_type());
+  }
   return {s, x_last};
 }
 

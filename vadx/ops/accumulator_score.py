@@ -12,6 +12,19 @@ from vadx.ops._checks import check_same_device
 __all__ = ["accumulator_score"]
 
 
+def _number(name: str, v) -> float:
+    """A scalar argument (a real number or a 0-d real tensor) as a float; a TypeError naming it for
+    anything else (bool included), a ValueError for an int too large for a float."""
+    if isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool:
+        return float(v.item())
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"accumulator_score: {name} must be a real number, got {type(v).__name__} {v!r:.40}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"accumulator_score: {name} must fit a float64, got {v!r:.40}") from None
+
+
 def accumulator_score(
     sigma: Tensor,
     tau: float = 0.5,
@@ -61,11 +74,15 @@ def accumulator_score(
     Raises:
         ValueError / TypeError: a bad argument, naming it with the expected and the actual value.
 
-    The CPU kernel runs streams in parallel, or, for fewer streams than threads, a parallel scan
-    over time; the CUDA kernel is always a parallel scan (``x -> clip(x + a, l, u)`` is closed
-    under composition, so the recurrence is an associative scan). Scan results may differ from a
-    sequential evaluation by float64 rounding of the accumulator (about 1e-15), not in the
-    float32 scores in practice.
+    The CPU kernel advances one stream per vector lane (16 float32 streams per AVX-512 vector;
+    the instruction set is picked at run time as ATen picks its own, see
+    ``torch.backends.cpu.get_cpu_capability()``), streams in parallel across threads; fewer
+    streams than lanes are cut into blocks scanned in parallel over time
+    (``x -> clip(x + a, l, u)`` is closed under composition, so the recurrence is an associative
+    scan), then checked so that the result is exactly the frame-by-frame one. So on a given
+    machine the scores and ``x_last`` are bit for bit the same however streams are batched,
+    chunked or threaded. Across instruction sets (and against the CUDA kernel, whose scan rounds
+    the float64 state differently) scores may differ in the last bit (the vectorised exp).
 
     Example:
         >>> s, x = accumulator_score(torch.tensor([0.1, 0.9, 0.9, 0.2]))
@@ -79,13 +96,16 @@ def accumulator_score(
             f"accumulator_score: sigma must be [T] or [B, T], got {sigma.dim()}-D with shape "
             f"{tuple(sigma.shape)}"
         )
+    tau, nu, lb, ub = (_number(name, v) for name, v in (("tau", tau), ("nu", nu), ("lb", lb), ("ub", ub)))
+    if not isinstance(decay, str):
+        raise TypeError(f"accumulator_score: decay must be 'symmetric' or 'paper', got {decay!r}")
     single = sigma.dim() == 1
     sigma2 = sigma.detach().unsqueeze(0) if single else sigma.detach()
     B = sigma2.shape[0]
     if x0 is None:
-        x0 = torch.full((B,), float(lb), dtype=torch.float64, device=sigma.device)
-    elif isinstance(x0, numbers.Real):
-        x0 = torch.full((B,), float(x0), dtype=torch.float64, device=sigma.device)
+        x0 = torch.full((B,), lb, dtype=torch.float64, device=sigma.device)
+    elif isinstance(x0, numbers.Real) and not isinstance(x0, bool):
+        x0 = torch.full((B,), _number("x0", x0), dtype=torch.float64, device=sigma.device)
     elif isinstance(x0, Tensor):
         check_same_device("accumulator_score", "sigma", sigma, x0=x0)
         if single and x0.dim() == 0:
@@ -95,9 +115,7 @@ def accumulator_score(
         raise TypeError(
             f"accumulator_score: x0 must be None, a number or a Tensor, got {type(x0).__name__}"
         )
-    s, x_last = torch.ops.vadx.accumulator_score(
-        sigma2, float(tau), float(nu), float(lb), float(ub), x0, decay
-    )
+    s, x_last = torch.ops.vadx.accumulator_score(sigma2, tau, nu, lb, ub, x0, decay)
     if single:
         return s[0], x_last[0]
     return s, x_last
