@@ -1,6 +1,6 @@
 // Sigmoidal Anomaly Score (Petrocchi et al. §3.5): shared declarations and the per-step
 // arithmetic of the CUDA kernel and the CPU scan's carry. The vectorised CPU kernel
-// (cpu/accumulator_score_kernel_isa.cpp) restates it operation for operation with at::vec.
+// (cpu/accumulator_score_kernel_isa.cpp) restates it with at::vec (see its notes on rounding).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -3,6 +3,7 @@
 
 #include "python_module.h"
 
+#include <c10/util/safe_numerics.h>
 #include <torch/library.h>
 
 #include <cstdint>
@@ -41,6 +42,10 @@ CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights,
   TORCH_CHECK_TYPE(at::isFloatingType(weights.scalar_type()),
                    "rollback_coverage: weights must be a floating-point tensor, got ",
                    weights.scalar_type());
+  const at::ScalarType st = weights.scalar_type();  // not float8: no kernel is built for it
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+                   "rollback_coverage: weights must be float32, float64, float16 or bfloat16, got ",
+                   st);
   // 32-bit bounds on the geometry keep the index arithmetic of covering_cells() free of overflow;
   // real networks are many orders of magnitude below them. A negative offset (a field that starts
   // after the frame's first pixel, e.g. for a frame cropped before the network) is allowed.
@@ -48,6 +53,15 @@ CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights,
   check_pair("jump", jump, 1, kInt32Max);
   check_pair("offset", offset, kInt32Min, kInt32Max);
   check_pair("out_size", out_size, 0, std::numeric_limits<int64_t>::max());
+  // The output [B, H0, W0] must be addressable: ATen would fail its storage-size computation with
+  // an error that names no argument.
+  int64_t bytes = 0;
+  const bool overflows =
+      c10::mul_overflows(weights.size(0), out_size[0], &bytes) ||
+      c10::mul_overflows(bytes, out_size[1], &bytes) ||
+      c10::mul_overflows(bytes, static_cast<int64_t>(weights.element_size()), &bytes);
+  TORCH_CHECK_VALUE(!overflows, "rollback_coverage: out_size ", out_size, " for ", weights.size(0),
+                    " frames makes an output of more than 2^63 bytes");
   return {{size[0], jump[0], offset[0]},
           {size[1], jump[1], offset[1]},
           weights.size(0),

@@ -1,6 +1,6 @@
 // accumulator_score, CPU: picks the vectorised kernel for this CPU (accumulator_score_kernel_isa.cpp,
 // compiled per capability) and splits the work across threads: groups of W streams in parallel,
-// or, for fewer streams than lanes can hold, an exact parallel scan over time.
+// or, for streams too few to fill a quarter of the lanes, an exact parallel scan over time.
 //
 // Each frame's clip-add depends on the previous frame's result (~12 cycles of latency for the add,
 // max and min), so the kernels advance W sequences in lockstep, one per vector lane. With few

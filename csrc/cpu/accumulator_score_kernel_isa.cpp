@@ -15,11 +15,13 @@
 // tiles of W rows x kTile frames through an L1 buffer with ATen's transpose_mxn (AVX-512: 16 x 16
 // in registers), runs the rule on one frame of W rows per vector, and transposes the scores back.
 //
-// Rounding: the rule is the header's (csrc/accumulator_score.h) operation for operation in float64,
-// compiled with -ffp-contract=off (no FMA contraction), and every score of a capability goes through
-// the same Vectorized logistic whatever lane, group or path computes it. So scores are bit-for-bit
-// the same however a stream is batched or chunked; across capabilities (Sleef's exp vs the C
-// library's in DEFAULT) they may differ in the last bit.
+// Rounding: the rule is the header's (csrc/accumulator_score.h) in float64, compiled with
+// -ffp-contract=off (no FMA contraction), except that the symmetric increment is one product
+// d * nu / (1 - tau) or d * nu / tau (see Rule), an ulp from the header's nu * (d / (1 - tau)).
+// Every frame goes through the same instructions whatever lane, group, tile or path computes it
+// (a tile's NaN-free fast path gives the same bits as the general one), so scores and states are
+// bit-for-bit the same however a stream is batched or chunked; across capabilities (Sleef's exp
+// vs the C library's in DEFAULT) scores may differ in the last bit.
 #include "accumulator_score_kernel_isa.h"
 
 // GCC 12 reports its own intrinsics' _mm512_undefined_*() arguments as maybe uninitialized.

@@ -42,6 +42,16 @@ def _rollback_coverage_fake(weights, size, jump, offset, out_size):
     torch._check_value(
         len(out_size) == 2, lambda: f"rollback_coverage: out_size must be (h, w), got {out_size}"
     )
+    if all(isinstance(v, int) for v in (weights.shape[0], *out_size)):  # as the C++ checks
+        torch._check_value(
+            min(out_size) >= 0,
+            lambda: f"rollback_coverage: out_size must be >= 0 per axis (h, w), got {list(out_size)}",
+        )
+        torch._check_value(
+            weights.shape[0] * out_size[0] * out_size[1] * weights.element_size() < 2**63,
+            lambda: f"rollback_coverage: out_size {list(out_size)} for {weights.shape[0]} frames "
+            f"makes an output of more than 2^63 bytes",
+        )
     return weights.new_empty((weights.shape[0], out_size[0], out_size[1]))
 
 

@@ -15,7 +15,8 @@ __all__ = ["accumulator_score"]
 def _number(name: str, v) -> float:
     """A scalar argument (a real number or a 0-d real tensor) as a float; a TypeError naming it for
     anything else (bool included), a ValueError for an int too large for a float."""
-    if isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool:
+    if (isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool
+            and v.device.type != "meta"):
         return float(v.item())
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"accumulator_score: {name} must be a real number, got {type(v).__name__} {v!r:.40}")

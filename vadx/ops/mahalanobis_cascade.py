@@ -3,6 +3,8 @@ torch.ops.vadx.mahalanobis_cascade."""
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -66,9 +68,22 @@ def mahalanobis_cascade(
                       ct_bias=ct_bias, mu2=mu2, w2=w2)
     if isinstance(ct_weight, Tensor) and ct_weight.dim() == 4 and ct_weight.shape[2:] == (1, 1):
         ct_weight = ct_weight.flatten(1)
-    return torch.ops.vadx.mahalanobis_cascade(
-        feats, mu1, w1, float(beta), float(alpha), ct_weight, ct_bias, mu2, w2, float(phi)
-    )
+    beta, alpha, phi = (_real("mahalanobis_cascade", name, v)
+                        for name, v in (("beta", beta), ("alpha", alpha), ("phi", phi)))
+    return torch.ops.vadx.mahalanobis_cascade(feats, mu1, w1, beta, alpha, ct_weight, ct_bias, mu2, w2, phi)
+
+
+def _real(fn: str, name: str, v) -> float:
+    """A scalar argument (a real number or a 0-d real tensor) as a float, or a TypeError naming it."""
+    if (isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool
+            and v.device.type != "meta"):
+        return float(v.item())
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(v).__name__} {v!r:.40}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{fn}: {name} must fit a float64, got {v!r:.40}") from None
 
 
 def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Tensor]:
@@ -97,9 +112,13 @@ def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Ten
     if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
         got = f"{x.dim()}-D {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"fit_gaussian: x must be a floating-point [N, m] tensor, got {got}")
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise TypeError(f"fit_gaussian: x must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    if x.device.type == "meta":  # the fit reads the values (the shrinkage, the Cholesky factor)
+        raise ValueError("fit_gaussian: x must hold values (a CPU or CUDA tensor), got a meta tensor")
     if x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"fit_gaussian: x must have N >= 1 samples of m >= 1 dims, got {tuple(x.shape)}")
-    if shrinkage is not None and not 0.0 <= float(shrinkage) <= 1.0:
+    if shrinkage is not None and not 0.0 <= _real("fit_gaussian", "shrinkage", shrinkage) <= 1.0:
         raise ValueError(f"fit_gaussian: shrinkage must be None or in [0, 1], got {shrinkage!r}")
     xd = x.detach().double()
     if not torch.isfinite(xd).all():
@@ -109,6 +128,9 @@ def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Ten
     mu = xd.mean(dim=0)
     xc = xd - mu
     emp = xc.T @ xc / n
+    if not torch.isfinite(emp).all():  # finite x whose squares overflow float64 (|x| ~ 1e154+)
+        raise ValueError(f"fit_gaussian: x's covariance overflows float64 (largest |x - mean| "
+                         f"{float(xc.abs().max()):.3g}); scale x down first")
     scale = torch.trace(emp) / m
     s = _ledoit_wolf_shrinkage(xc, scale) if shrinkage is None else float(shrinkage)
     eye = torch.eye(m, dtype=torch.float64, device=xd.device)
@@ -138,4 +160,9 @@ def _ledoit_wolf_shrinkage(xc: Tensor, scale: Tensor) -> float:
     beta = ((x2.T @ x2).sum() / n - ((xc.T @ xc) ** 2).sum() / n**2) / (m * n)
     delta = (((xc.T @ xc) / n - scale * torch.eye(m, dtype=xc.dtype, device=xc.device)) ** 2).sum() / m
     beta = torch.minimum(beta, delta)
-    return 0.0 if float(beta) == 0.0 else float(beta / delta)
+    # delta = 0: the covariance already is the scaled identity (always for m = 1), nothing to
+    # shrink (scikit-learn's 0.0); rounding can leave beta slightly negative, which used to make
+    # -beta / 0 = -inf and a NaN covariance ("not positive definite").
+    if float(delta) <= 0.0 or float(beta) <= 0.0:
+        return 0.0
+    return min(float(beta / delta), 1.0)

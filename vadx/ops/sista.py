@@ -124,6 +124,8 @@ def sista(
             raise TypeError(f"sista: {name} must be a torch.Tensor, got {type(v).__name__}")
     if not isinstance(K, numbers.Integral) or isinstance(K, bool):
         raise TypeError(f"sista: K must be an int, got {type(K).__name__}")
+    if not isinstance(mode, str):  # the op's schema would reject it naming no argument
+        raise TypeError(f"sista: mode must be 'signed' or 'nonneg', got {mode!r}")
     check_same_device("sista", "x", x, A=A, S=S, alpha0=alpha0)
     dtype = x.dtype if x.is_floating_point() else torch.float64  # the op reports a bad x dtype
     lambda1 = _scalar("lambda1", lambda1, x, dtype)
