@@ -82,8 +82,9 @@ def accumulator_score(
     (``x -> clip(x + a, l, u)`` is closed under composition, so the recurrence is an associative
     scan), then checked so that the result is exactly the frame-by-frame one. So on a given
     machine the scores and ``x_last`` are bit for bit the same however streams are batched,
-    chunked or threaded. Across instruction sets (and against the CUDA kernel, whose scan rounds
-    the float64 state differently) scores may differ in the last bit (the vectorised exp).
+    chunked or threaded. Across instruction sets and against the CUDA kernel (its own exp, and a
+    scan that rounds the float64 state differently) scores and ``x_last`` may differ in the last
+    bits; against the reference, within float64 / the score dtype's rounding.
 
     Example:
         >>> s, x = accumulator_score(torch.tensor([0.1, 0.9, 0.9, 0.2]))
