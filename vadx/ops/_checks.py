@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+
+import torch
 from torch import Tensor
 
 
@@ -17,3 +20,17 @@ def check_same_device(fn: str, ref_name: str, ref: Tensor, **tensors) -> None:
     for name, t in tensors.items():
         if isinstance(t, Tensor) and t.device != ref.device:
             raise ValueError(f"{fn}: {name} must be on {owner} device {ref.device}, got {t.device}")
+
+
+def real_scalar(fn: str, name: str, v) -> float:
+    """A scalar argument (a real number or a 0-d real tensor) as a float; a TypeError naming it for
+    anything else (bool included), a ValueError for an int too large for a float."""
+    if (isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool
+            and v.device.type != "meta"):
+        return float(v.item())
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(v).__name__} {v!r:.40}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{fn}: {name} must fit a float64, got {v!r:.40}") from None

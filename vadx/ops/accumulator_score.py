@@ -7,23 +7,13 @@ import numbers
 import torch
 from torch import Tensor
 
-from vadx.ops._checks import check_same_device
+from vadx.ops._checks import check_same_device, real_scalar
 
 __all__ = ["accumulator_score"]
 
 
 def _number(name: str, v) -> float:
-    """A scalar argument (a real number or a 0-d real tensor) as a float; a TypeError naming it for
-    anything else (bool included), a ValueError for an int too large for a float."""
-    if (isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool
-            and v.device.type != "meta"):
-        return float(v.item())
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"accumulator_score: {name} must be a real number, got {type(v).__name__} {v!r:.40}")
-    try:
-        return float(v)
-    except OverflowError:
-        raise ValueError(f"accumulator_score: {name} must fit a float64, got {v!r:.40}") from None
+    return real_scalar("accumulator_score", name, v)
 
 
 def accumulator_score(

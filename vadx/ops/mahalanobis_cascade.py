@@ -3,12 +3,10 @@ torch.ops.vadx.mahalanobis_cascade."""
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import Tensor
 
-from vadx.ops._checks import check_same_device
+from vadx.ops._checks import check_same_device, real_scalar
 
 __all__ = ["fit_gaussian", "mahalanobis_cascade"]
 
@@ -68,22 +66,9 @@ def mahalanobis_cascade(
                       ct_bias=ct_bias, mu2=mu2, w2=w2)
     if isinstance(ct_weight, Tensor) and ct_weight.dim() == 4 and ct_weight.shape[2:] == (1, 1):
         ct_weight = ct_weight.flatten(1)
-    beta, alpha, phi = (_real("mahalanobis_cascade", name, v)
+    beta, alpha, phi = (real_scalar("mahalanobis_cascade", name, v)
                         for name, v in (("beta", beta), ("alpha", alpha), ("phi", phi)))
     return torch.ops.vadx.mahalanobis_cascade(feats, mu1, w1, beta, alpha, ct_weight, ct_bias, mu2, w2, phi)
-
-
-def _real(fn: str, name: str, v) -> float:
-    """A scalar argument (a real number or a 0-d real tensor) as a float, or a TypeError naming it."""
-    if (isinstance(v, Tensor) and v.dim() == 0 and not v.is_complex() and v.dtype != torch.bool
-            and v.device.type != "meta"):
-        return float(v.item())
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(v).__name__} {v!r:.40}")
-    try:
-        return float(v)
-    except OverflowError:
-        raise ValueError(f"{fn}: {name} must fit a float64, got {v!r:.40}") from None
 
 
 def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Tensor]:
@@ -118,7 +103,7 @@ def fit_gaussian(x: Tensor, shrinkage: float | None = None) -> tuple[Tensor, Ten
         raise ValueError("fit_gaussian: x must hold values (a CPU or CUDA tensor), got a meta tensor")
     if x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"fit_gaussian: x must have N >= 1 samples of m >= 1 dims, got {tuple(x.shape)}")
-    if shrinkage is not None and not 0.0 <= _real("fit_gaussian", "shrinkage", shrinkage) <= 1.0:
+    if shrinkage is not None and not 0.0 <= real_scalar("fit_gaussian", "shrinkage", shrinkage) <= 1.0:
         raise ValueError(f"fit_gaussian: shrinkage must be None or in [0, 1], got {shrinkage!r}")
     xd = x.detach().double()
     if not torch.isfinite(xd).all():
