@@ -48,7 +48,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from vadx.outputs import input_name, unique_names
+from vadx.outputs import input_name, per_input_path, unique_names
 
 DEMO_DIR = "vadx-demo"
 
@@ -126,15 +126,6 @@ def _grayscale(det, force_grey: bool) -> bool | None:
 def _names(paths: list[str]) -> list[str]:
     """Short unique names of inputs: file stem or folder name, ``-2``, ``-3``... on repeats."""
     return unique_names([input_name(p) for p in paths])
-
-
-def _per_input(template: str, name: str, several: bool) -> Path:
-    """The output file of one input: ``{name}`` replaced, else ``_<name>`` before the suffix when
-    there are several inputs, else the path as given."""
-    if "{name}" in template:
-        return Path(template.replace("{name}", name))
-    path = Path(template)
-    return path.with_name(f"{path.stem}_{name}{path.suffix}") if several else path
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -256,8 +247,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     model = _existing(args.model, "model file")
     paths = [_existing(p, "input video") for p in args.inputs]
     names, several = _names(paths), len(paths) > 1
-    overlays = [_per_input(args.overlay, n, several) if args.overlay else None for n in names]
-    plots = [_per_input(args.plot, n, several) if args.plot else None for n in names]
+    overlays = [per_input_path(args.overlay, n, several) if args.overlay else None for n in names]
+    plots = [per_input_path(args.plot, n, several) if args.plot else None for n in names]
     outputs.check_outputs(
         [("MODEL", model)] + [("INPUT", p) for p in paths],
         ([("--out", args.out)] if args.out else []) + [("--overlay", o) for o in overlays if o]

@@ -39,7 +39,6 @@ or ``"ray://HOST:10001"`` joins an existing one. An already initialised Ray is u
 from __future__ import annotations
 
 import csv
-import hashlib
 import io as _io
 import json
 import os
@@ -51,7 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from vadx.outputs import input_name, unique_names
+from vadx.features import sha256_file
+from vadx.outputs import input_name, per_input_path, unique_names
 
 __all__ = ["ArchiveItem", "read_manifest", "score_archive", "archive_names"]
 
@@ -125,20 +125,8 @@ def _template(template: str | None, name: str, out: Path) -> Path | None:
     relative paths are inside ``out``."""
     if template is None:
         return None
-    if "{name}" in template:
-        path = Path(template.replace("{name}", name))
-    else:
-        t = Path(template)
-        path = t.with_name(f"{t.stem}_{name}{t.suffix}")
+    path = per_input_path(template, name)
     return path if path.is_absolute() else out / path
-
-
-def _sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _input_id(path: str) -> dict[str, Any]:
@@ -371,7 +359,7 @@ def score_archive(model: str | os.PathLike, videos: Any, out: str | os.PathLike,
         shape = getattr(head, "input_shape_", None)
         grayscale = {1: True, 3: False}.get(int(shape[0]) if shape else None)
     threshold = float(head.threshold_)
-    model_sha = _sha256(model)
+    model_sha = sha256_file(model)
     options = {"grayscale": grayscale, "plot": plot, "overlay": overlay}
     (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
 

@@ -199,3 +199,12 @@ def unique_names(bases: list[str]) -> list[str]:
             name, k = f"{base}-{k}", k + 1
         out.append(name)
     return out
+
+
+def per_input_path(template: str, name: str, several: bool = True) -> Path:
+    """The output file of one input: ``{name}`` in ``template`` replaced by ``name``, else
+    ``_<name>`` inserted before the suffix when there are several inputs, else ``template``."""
+    if "{name}" in template:
+        return Path(template.replace("{name}", name))
+    path = Path(template)
+    return path.with_name(f"{path.stem}_{name}{path.suffix}") if several else path
