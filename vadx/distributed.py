@@ -187,18 +187,14 @@ class _Local:
         self.queue.append((key, path, grayscale, overlay))
 
     def wait(self) -> tuple[Any, dict[str, Any] | None, BaseException | None]:
-        import torch
+        from vadx.threads import intra_op_threads
 
         key, path, grey, overlay = self.queue.popleft()
-        before = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
         try:
-            return key, _score_video(self.det, path, grey, overlay), None
+            with intra_op_threads(self.threads or None):
+                return key, _score_video(self.det, path, grey, overlay), None
         except Exception as e:  # noqa: BLE001 - reported and retried by the scheduler
             return key, None, e
-        finally:
-            torch.set_num_threads(before)
 
     def close(self) -> None:
         pass
