@@ -3,11 +3,14 @@
 
 #include "python_module.h"
 
+#include <ATen/ops/empty.h>
+#include <c10/util/accumulate.h>
 #include <c10/util/safe_numerics.h>
 #include <torch/library.h>
 
 #include <cstdint>
 #include <limits>
+#include <string>
 
 namespace vadx {
 namespace {
@@ -53,15 +56,18 @@ CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights,
   check_pair("jump", jump, 1, kInt32Max);
   check_pair("offset", offset, kInt32Min, kInt32Max);
   check_pair("out_size", out_size, 0, std::numeric_limits<int64_t>::max());
-  // The output [B, H0, W0] must be addressable: ATen would fail its storage-size computation with
-  // an error that names no argument.
+  // The output [B, H0, W0] is bounded (see kMaxOutputBytes); the product is computed without
+  // overflow, so out_size near 2^63 is refused by the same message.
   int64_t bytes = 0;
   const bool overflows =
       c10::mul_overflows(weights.size(0), out_size[0], &bytes) ||
       c10::mul_overflows(bytes, out_size[1], &bytes) ||
       c10::mul_overflows(bytes, static_cast<int64_t>(weights.element_size()), &bytes);
-  TORCH_CHECK_VALUE(!overflows, "rollback_coverage: out_size ", out_size, " for ", weights.size(0),
-                    " frames makes an output of more than 2^63 bytes");
+  TORCH_CHECK_VALUE(!overflows && bytes <= kMaxOutputBytes, "rollback_coverage: out_size ",
+                    out_size, " for ", weights.size(0), " frames makes an output of ",
+                    overflows ? std::string("more than 2^63") : std::to_string(bytes),
+                    " bytes; it must be at most 2^40 bytes (1 TiB, "
+                    "vadx.ops.rollback_coverage.MAX_OUTPUT_BYTES)");
   return {{size[0], jump[0], offset[0]},
           {size[1], jump[1], offset[1]},
           weights.size(0),
@@ -69,6 +75,22 @@ CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights,
           weights.size(2),
           out_size[0],
           out_size[1]};
+}
+
+at::Tensor empty_for_out_size(const CoverageGeometry& g, c10::IntArrayRef shape,
+                              const at::TensorOptions& options) {
+  try {
+    return at::empty(shape, options);
+  } catch (const c10::Error& e) {  // the sizes are checked: only the allocation can fail
+    // no overflow: every tensor allocated here is at most a few times the bounded output
+    const int64_t bytes =
+        c10::multiply_integers(shape) * static_cast<int64_t>(options.dtype().itemsize());
+    TORCH_CHECK_VALUE(false, "rollback_coverage: out_size [", g.H0, ", ", g.W0, "] for ", g.B,
+                      " frames needs ", bytes, " bytes (a tensor of shape ", shape,
+                      "), which cannot be allocated on ", options.device(),
+                      "; pass a smaller out_size or fewer frames (",
+                      e.what_without_backtrace(), ")");
+  }
 }
 
 // The geometry is SymInt[2]: out_size is usually a frame's (H0, W0), symbolic under

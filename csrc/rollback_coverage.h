@@ -9,6 +9,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
 #include <c10/macros/Macros.h>
 #include <c10/core/SymIntArrayRef.h>
 #include <c10/util/ArrayRef.h>
@@ -38,6 +39,18 @@ CoverageGeometry check_rollback_coverage_args(const at::Tensor& weights, c10::Sy
                                               c10::SymIntArrayRef jump, c10::SymIntArrayRef offset,
                                               c10::SymIntArrayRef out_size);
 
+// The largest output [B, H0, W0] the checks accept, in bytes: 1 TiB, orders of magnitude above a
+// real batch of frames. Absurd out_sizes are refused with a ValueError naming out_size and the
+// bytes, on every device, before the allocator fails with a message that names no argument.
+// vadx.ops.rollback_coverage.MAX_OUTPUT_BYTES (and the fake kernel) hold the same bound.
+constexpr int64_t kMaxOutputBytes = int64_t{1} << 40;
+
+// at::empty for a tensor whose size out_size decides (the output, the cell ranges of its rows and
+// columns). A size under the bound that this machine or GPU cannot hold still fails: the
+// allocator's error becomes the same ValueError on CPU and CUDA, naming out_size and the bytes.
+at::Tensor empty_for_out_size(const CoverageGeometry& g, c10::IntArrayRef shape,
+                              const at::TensorOptions& options);
+
 C10_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t d) {  // d > 0; C++ truncates to zero
   const int64_t q = a / d;
   return (a % d != 0 && a < 0) ? q - 1 : q;
@@ -59,6 +72,7 @@ C10_HOST_DEVICE inline int64_t clamp_index(int64_t v, int64_t lo, int64_t hi) {
 struct CellRange {
   int64_t lo, hi;
 };
+static_assert(sizeof(CellRange) == 2 * sizeof(int64_t), "CellRange is stored as 2 int64");
 
 C10_HOST_DEVICE inline CellRange covering_cells(int64_t y, FieldAxis a, int64_t cells) {
   const int64_t lo = clamp_index(ceil_div(y + a.offset - a.size + 1, a.jump), 0, cells);

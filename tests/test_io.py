@@ -1,5 +1,6 @@
 """vadx.io: readers (files, folders, arrays) and writers (videos, frames, overlays, plots)."""
 
+import re
 import warnings
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_array_reader_options():
     (dict(chunk_size=0), "chunk_size must be an int >= 1, got 0"),
     (dict(size=(10,)), r"size must be None or a \(height, width\) pair of positive ints, got \(10,\)"),
     (dict(grayscale="yes"), "grayscale must be None"),
-    (dict(fps=-1), "fps must be None or a number > 0, got -1"),
+    (dict(fps=-1), r"fps must be None or a finite number > 0 \(frames per second\), got -1"),
+    (dict(fps=float("inf")), r"fps must be None or a finite number > 0 .*got inf"),
 ])
 def test_reader_options_are_checked(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -163,9 +165,41 @@ def test_truncated_video_yields_its_frames_and_warns(tmp_path):
 def test_mixed_frame_sizes_raise_unless_resized(tmp_path):
     cv2.imwrite(str(tmp_path / "0.png"), np.zeros((4, 4), np.uint8))
     cv2.imwrite(str(tmp_path / "1.png"), np.zeros((6, 4), np.uint8))
-    with pytest.raises(VideoReadError, match=r"different sizes \(4, 4\) and \(6, 4\).*size=\(H, W\)"):
+    with pytest.raises(VideoReadError, match=r"1.png: frame of 6x4 \(H x W\), but the frame file "
+                                             r"0.png before it is 4x4; .*size=\(H, W\)"):
         open_video(tmp_path).read()
     assert open_video(tmp_path, size=(5, 5)).read().shape == (2, 1, 5, 5)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 64])
+def test_frame_folder_of_mixed_sizes_names_the_file_and_both_sizes(tmp_path, chunk_size):
+    """An odd-sized frame in another chunk than the first frame's raised torch.cat's "Sizes of
+    tensors must match" naming no file (fuzz: 18 cases); now any chunking names the file."""
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((24, 32, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "3.png"), np.zeros((7, 5), np.uint8))
+    expected = re.escape(str(tmp_path / "3.png")) + r": frame of 7x5 \(H x W\), but the frame file " \
+        r"0.png before it is 24x32"
+    for grayscale in (None, True, False):
+        reader = open_video(tmp_path, chunk_size=chunk_size, grayscale=grayscale)
+        with pytest.raises(VideoReadError, match=expected):
+            reader.read()
+        with pytest.raises(VideoReadError, match=expected):
+            list(reader)
+    assert open_video(tmp_path, chunk_size=chunk_size, size=(6, 8)).read().shape == (5, 3, 6, 8)
+
+
+def test_reader_checks_every_frame_against_the_first_across_chunks():
+    """For every source (a video whose resolution changes mid-stream): frame i against the first."""
+    class Mixed(ArrayReader):
+        def _frames(self, start, stop):
+            for i, f in enumerate(super()._frames(start, stop), start):
+                yield f[:10] if i == 3 else f
+
+    reader = Mixed(moving_square(T=5), chunk_size=2, grayscale=False)
+    with pytest.raises(VideoReadError, match=r"array\[5, 3, 24, 32\]: frame 3 is 10x32 \(H x W\), "
+                                             r"frame 0 was 24x32; .*size=\(H, W\)"):
+        reader.read()
 
 
 def test_official_ucsd_tiff_frames_decode_exactly():

@@ -12,6 +12,7 @@ guards against, probed as an attacker or a careless user would.
 
 import json
 import os
+import re
 import stat
 import struct
 import subprocess
@@ -383,6 +384,52 @@ def test_malformed_tensor_tables_raise_model_file_error(wide, tmp_path):
         vadx.load(cut)
     with pytest.raises(vadx.ModelFileError, match=r"field 'tensors.decision_scores_.data_offsets'"):
         vadx.load(rewrite("no-data.vadx", table, tail=b""))
+
+
+def _rewrite_table(good: Path, path: Path, edit) -> Path:
+    """A copy of the model file ``good`` whose safetensors tensor table ``edit(table)`` changed."""
+    data = good.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    table = json.loads(data[8:8 + n])
+    edit(table)
+    raw = json.dumps(table).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    return path
+
+
+@pytest.mark.parametrize("dtype", [["F32"], {"F32": 1}, []])
+def test_tensor_table_dtype_that_is_a_list_or_dict_raises_model_file_error(wide, tmp_path, dtype):
+    """A list or dict as a tensor's dtype raised TypeError: unhashable type (fuzz: 58 cases)."""
+    _, good = wide
+    path = _rewrite_table(good, tmp_path / "dtype.vadx",
+                          lambda t: t["proj_.weight"].__setitem__("dtype", dtype))
+    with pytest.raises(vadx.ModelFileError, match=r"dtype.vadx: field 'tensors.proj_.weight.dtype' "
+                                                  r"must be one of F64, F32, .*, got " + re.escape(repr(dtype))):
+        vadx.load(path)
+
+
+@pytest.mark.parametrize("shape", [[2 ** 63, 8, 8], [3, 8, 2 ** 63], [3, model_file.MAX_FRAME_SIDE + 1, 8],
+                                   [2, 8, 8], [0, 8, 8], [3, 8, 8.0], [3, True, 8], [3, 8], "3x8x8"])
+def test_crafted_input_shape_is_refused_at_load(wide, tmp_path, shape):
+    """fitted.input_shape_ = [2**63, ...] loaded, then score() raised KeyError: 2**63."""
+    _, good = wide
+    header = _header(good)
+    header["fitted"]["input_shape_"] = shape
+    path = _file(tmp_path / "shape.vadx", header, model_file.read(good)[1])
+    with pytest.raises(vadx.ModelFileError, match=r"shape.vadx: field 'fitted.input_shape_' must be "
+                                                  r"null or \[C, H, W\] with C = 1 or 3 and H, W integers "
+                                                  r"from 1 to 65536 \(vadx.model_file.MAX_FRAME_SIDE\), "
+                                                  r"got " + re.escape(repr(shape))):
+        vadx.load(path)
+
+
+def test_input_shape_at_the_limit_loads(wide, tmp_path):
+    det, good = wide
+    header = _header(good)
+    side = model_file.MAX_FRAME_SIDE
+    header["fitted"]["input_shape_"] = [1, side, side]
+    loaded = vadx.load(_file(tmp_path / "limit.vadx", header, model_file.read(good)[1]))
+    assert loaded.input_shape_ == [1, side, side] and loaded.threshold_ == det.threshold_
 
 
 def test_model_of_another_plugin_distribution_is_refused(wide, tmp_path):

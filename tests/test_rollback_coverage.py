@@ -396,3 +396,61 @@ def test_rollback_coverage_flags_keep_the_summed_area_table_path(device):
     scores = torch.rand(4, 9, 11, generator=g, dtype=torch.float64)
     got = op(scores.to(device), *geometry).cpu()
     assert_close(got, _paint_f64(scores, *geometry), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rollback_coverage_absurd_out_size_is_refused_naming_out_size_and_bytes(device, dtype):
+    """out_size (2^40, 1) reached the allocator, whose RuntimeError ("DefaultCPUAllocator: can't
+    allocate memory") named no argument (fuzz: 41 cases); the checks bound the output by
+    MAX_OUTPUT_BYTES on every device and in the fake kernel."""
+    from vadx.ops.rollback_coverage import MAX_OUTPUT_BYTES
+
+    assert MAX_OUTPUT_BYTES == 2**40
+    w = torch.ones(2, 3, 4, dtype=dtype, device=device)
+    item = w.element_size()
+    side = 2**19
+    rows = MAX_OUTPUT_BYTES // (2 * side * item)  # 2 frames of rows x side: exactly the bound
+    over = rows + 1
+    for out_size, shown in [((1 << 40, 1), f"{2 * item << 40}"),
+                            ((2**31 - 1, 2**31 - 1), r"more than 2\^63"),
+                            ((over, side), f"{2 * over * side * item}")]:
+        pattern = (rf"rollback_coverage: out_size \[{out_size[0]}, {out_size[1]}\] for 2 frames "
+                   rf"makes an output of {shown} bytes; it must be at most 2\^40 bytes \(1 TiB, "
+                   rf"vadx.ops.rollback_coverage.MAX_OUTPUT_BYTES\)")
+        with pytest.raises(ValueError, match=pattern):
+            op(w, 3, 2, 1, out_size)
+        with pytest.raises(ValueError, match=pattern):  # the fake kernel: the same bound and text
+            op(w.to("meta"), 3, 2, 1, out_size)
+    # at the bound: accepted by the checks (meta tensors allocate nothing)
+    assert op(w.to("meta"), 3, 2, 1, (rows, side)).shape == (2, rows, side)
+    assert op(w[:0], 3, 2, 1, (1 << 40, 1)).shape == (0, 1 << 40, 1)  # no frames: no bytes
+
+
+def _memory_bytes() -> int | None:
+    """RAM + swap where Linux refuses any single allocation beyond it (overcommit mode 0 or 2)."""
+    try:
+        mode = open("/proc/sys/vm/overcommit_memory").read().strip()
+        info = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+    except OSError:
+        return None
+    if mode not in ("0", "2"):
+        return None
+    return sum(int(info[k].split()[0]) * 1024 for k in ("MemTotal", "SwapTotal"))
+
+
+def test_rollback_coverage_output_that_cannot_be_allocated_names_out_size(device):
+    """Under the bound but beyond the machine: the allocator's error becomes a ValueError naming
+    out_size and the bytes, the same on CPU and CUDA."""
+    side = 2**18  # 1 x side x side float64 = 2^39 bytes (512 GiB), under MAX_OUTPUT_BYTES
+    if device == "cpu":
+        memory = _memory_bytes()
+        if memory is None or memory >= 2**39:
+            pytest.skip("this machine may allocate 512 GiB (or overcommits), so the op would run")
+    elif torch.cuda.get_device_properties(0).total_memory >= 2**39:
+        pytest.skip("this GPU holds 512 GiB")
+    w = torch.ones(1, 3, 4, dtype=torch.float64, device=device)
+    with pytest.raises(ValueError, match=rf"rollback_coverage: out_size \[{side}, {side}\] for 1 "
+                                         rf"frames needs {2**39} bytes \(a tensor of shape \[1, "
+                                         rf"{side}, {side}\]\), which cannot be allocated on "
+                                         rf"{device}.*; pass a smaller out_size or fewer frames"):
+        op(w, 3, 2, 1, (side, side))

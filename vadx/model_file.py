@@ -22,7 +22,8 @@ as untrusted:
 - every failure is a :class:`vadx.errors.ModelFileError` naming the file and the field.
 
 Limits (module constants): :data:`MAX_HEADER_BYTES` for the safetensors JSON header,
-:data:`MAX_JSON_DEPTH` for the nesting of parameter and fitted values, and, checked by
+:data:`MAX_JSON_DEPTH` for the nesting of parameter and fitted values, :data:`MAX_FRAME_SIDE`
+for the frame height and width ``fitted.input_shape_`` declares, and, checked by
 :func:`vadx.load` before it allocates anything, :data:`MAX_UNSAVED_BYTES` of module memory a
 file can make loading allocate beyond the tensors it holds (every persistent module tensor
 must be in the file with the same shape).
@@ -54,6 +55,9 @@ FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 * 2**20
 #: Deepest nesting of lists and dicts in ``params`` and ``fitted`` values.
 MAX_JSON_DEPTH = 32
+#: Largest frame height or width ``fitted.input_shape_`` may declare: far above any camera's
+#: (8K is 7680 x 4320), so a crafted shape never reaches the detectors as a huge integer.
+MAX_FRAME_SIDE = 2**16
 #: Module memory (non-persistent buffers) loading may allocate beyond the file's tensors.
 MAX_UNSAVED_BYTES = 64 * 2**20
 #: Registry names of detectors (the plugin host enforces the same rule).
@@ -207,9 +211,10 @@ def check_header(path: str | os.PathLike, header: Any) -> dict[str, Any]:
         raise _error(path, "fitted.threshold_", "a finite number (the fitted alarm threshold)",
                      threshold)
     shape = fitted.get("input_shape_")
-    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
-                                  and all(_is_int(s) and s > 0 for s in shape)):
-        raise _error(path, "fitted.input_shape_", "null or [C, H, W] of positive integers", shape)
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)
+                                  and all(_is_int(s) and 1 <= s <= MAX_FRAME_SIDE for s in shape)):
+        raise _error(path, "fitted.input_shape_", f"null or [C, H, W] with C = 1 or 3 and H, W "
+                     f"integers from 1 to {MAX_FRAME_SIDE} (vadx.model_file.MAX_FRAME_SIDE)", shape)
     return header
 
 
@@ -303,9 +308,10 @@ def _tensors(path: str, table: dict[str, Any], data: memoryview) -> dict[str, Te
                          "(attribute: an identifier ending in '_')", key)
         if not isinstance(entry, dict):
             raise _error(path, field, "an object {dtype, shape, data_offsets}", entry)
-        dtype = _DTYPES.get(entry.get("dtype"))
+        code = entry.get("dtype")
+        dtype = _DTYPES.get(code) if isinstance(code, str) else None  # a list or dict is unhashable
         if dtype is None:
-            raise _error(path, f"{field}.dtype", f"one of {', '.join(_DTYPES)}", entry.get("dtype"))
+            raise _error(path, f"{field}.dtype", f"one of {', '.join(_DTYPES)}", code)
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
         if not (isinstance(shape, list) and len(shape) <= 16 and all(_is_int(s) and s >= 0 for s in shape)):
             raise _error(path, f"{field}.shape", "a list of at most 16 sizes >= 0", shape)

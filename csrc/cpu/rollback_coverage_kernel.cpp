@@ -38,7 +38,8 @@ void build_sat(int64_t Hk, int64_t Wk, acc_t* S, const F& value) {
 }
 
 template <typename scalar_t>
-void coverage(const at::Tensor& weights, const CoverageGeometry& g, scalar_t* out) {
+void coverage(const at::Tensor& weights, const CoverageGeometry& g, CellRange* rows,
+              CellRange* cols, scalar_t* out) {
   const int64_t B = g.B, H0 = g.H0, W0 = g.W0;
   const int64_t pitch = g.Wk + 1;
   const int64_t plane = (g.Hk + 1) * pitch;
@@ -46,7 +47,6 @@ void coverage(const at::Tensor& weights, const CoverageGeometry& g, scalar_t* ou
   const scalar_t* w = weights.const_data_ptr<scalar_t>();
   const int64_t sb = weights.stride(0), sh = weights.stride(1), sw = weights.stride(2);
 
-  std::vector<CellRange> rows(H0), cols(W0);
   for (int64_t y = 0; y < H0; ++y) {
     rows[y] = covering_cells(y, g.h, g.Hk);
   }
@@ -156,13 +156,17 @@ at::Tensor rollback_coverage_cpu(const at::Tensor& weights, c10::SymIntArrayRef 
                                  c10::SymIntArrayRef jump, c10::SymIntArrayRef offset,
                                  c10::SymIntArrayRef out_size) {
   const CoverageGeometry g = check_rollback_coverage_args(weights, size, jump, offset, out_size);
-  at::Tensor out = at::empty({g.B, g.H0, g.W0}, weights.options());
+  at::Tensor out = empty_for_out_size(g, {g.B, g.H0, g.W0}, weights.options());
   if (out.numel() == 0) {
     return out;
   }
+  // a tensor, not a std::vector: as on CUDA, a failure to allocate it names out_size
+  const at::Tensor ranges =
+      empty_for_out_size(g, {g.H0 + g.W0, 2}, weights.options().dtype(at::kLong));
+  CellRange* rows = reinterpret_cast<CellRange*>(ranges.mutable_data_ptr<int64_t>());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(),
                                   "rollback_coverage_cpu", [&] {
-    coverage<scalar_t>(weights, g, out.mutable_data_ptr<scalar_t>());
+    coverage<scalar_t>(weights, g, rows, rows + g.H0, out.mutable_data_ptr<scalar_t>());
   });
   return out;
 }

@@ -168,13 +168,13 @@ at::Tensor rollback_coverage_cuda(const at::Tensor& weights, c10::SymIntArrayRef
                                   c10::SymIntArrayRef out_size) {
   const CoverageGeometry g = check_rollback_coverage_args(weights, size, jump, offset, out_size);
   const c10::cuda::CUDAGuard device_guard(weights.device());
-  at::Tensor out = at::empty({g.B, g.H0, g.W0}, weights.options());
+  at::Tensor out = empty_for_out_size(g, {g.B, g.H0, g.W0}, weights.options());
   if (out.numel() == 0) {
     return out;
   }
   const int64_t plane = (g.Hk + 1) * (g.Wk + 1);
-  static_assert(sizeof(CellRange) == 2 * sizeof(int64_t), "CellRange is stored as 2 int64");
-  const at::Tensor ranges = at::empty({g.H0 + g.W0, 2}, weights.options().dtype(at::kLong));
+  const at::Tensor ranges =
+      empty_for_out_size(g, {g.H0 + g.W0, 2}, weights.options().dtype(at::kLong));
   const at::Tensor sat = at::empty({g.B, plane}, weights.options().dtype(at::kDouble));
   // Written only for frames with NaN/inf weights, which the host cannot know without a sync.
   const at::Tensor counts =

@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 import torch
 
+from vadx.detector import check_fps
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
 
@@ -205,14 +207,6 @@ def _check_grayscale(grayscale: Any) -> bool | None:
     return grayscale
 
 
-def _check_fps(fps: Any) -> float | None:
-    if fps is None:
-        return None
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
-        raise ValueError(f"fps must be None or a number > 0, got {fps!r}")
-    return float(fps)
-
-
 def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or frame.shape[:2] == size:
         return frame
@@ -249,7 +243,7 @@ class VideoReader:
         self.chunk_size = check_chunk_size(chunk_size)
         self.grayscale = _check_grayscale(grayscale)
         self.size = check_size(size)
-        self._fps = _check_fps(fps)
+        self._fps = check_fps(fps)
         self.max_pixels = check_max_pixels(max_pixels)
         if not isinstance(strict, bool):
             raise ValueError(f"strict must be True or False, got {strict!r}")
@@ -279,21 +273,28 @@ class VideoReader:
         return frame[:, :, None] if frame.ndim == 2 else frame
 
     def _chunks(self, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
+        # every frame of a pass is checked against its first, not only within a chunk: chunks of
+        # different sizes would fail later (torch.cat in read(), a detector) naming no frame
         buf: list[np.ndarray] = []
-        for frame in self._frames(start, stop):
-            buf.append(self._convert(frame))
+        first: tuple[int, ...] | None = None
+        for i, frame in enumerate(self._frames(start, stop), start):
+            frame = self._convert(frame)
+            if first is None:
+                first = frame.shape
+            elif frame.shape != first:
+                raise VideoReadError(f"{self.name}: frame {i} is {frame.shape[0]}x{frame.shape[1]} "
+                                     f"(H x W), frame {start} was {first[0]}x{first[1]}; frames "
+                                     f"of one video must have one size: pass size=(H, W) to "
+                                     f"resize them")
+            buf.append(frame)
             if len(buf) == self.chunk_size:
                 yield self._stack(buf)
                 buf = []
         if buf:
             yield self._stack(buf)
 
-    def _stack(self, frames: list[np.ndarray]) -> torch.Tensor:
-        first = frames[0].shape
-        for f in frames:
-            if f.shape != first:
-                raise VideoReadError(f"{self.name}: frames of different sizes {first[:2]} and "
-                                     f"{f.shape[:2]} (H, W); pass size=(H, W) to resize them")
+    @staticmethod
+    def _stack(frames: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2)))
 
     def __iter__(self) -> Iterator[torch.Tensor]:
@@ -438,7 +439,9 @@ class FolderReader(VideoReader):
     A file that cannot be decoded is skipped with a warning naming it and dropped from
     ``files``, so ``len()`` and frame indices then count the frames that can be read
     (``strict=True``: :class:`VideoReadError` naming it). A file whose header announces more
-    than ``max_pixels`` pixels is refused before it is decoded, whatever ``strict`` says.
+    than ``max_pixels`` pixels is refused before it is decoded, whatever ``strict`` says. A frame
+    of another size than the first raises :class:`VideoReadError` naming its file and both sizes,
+    unless ``size=`` resizes every frame.
     """
 
     def __init__(self, files: str | os.PathLike | Sequence[str | os.PathLike], **options: Any):
@@ -491,11 +494,21 @@ class FolderReader(VideoReader):
         # IMREAD_GRAYSCALE / IMREAD_COLOR also convert 16-bit and alpha images to 8-bit 1/3 channels
         flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
         n = 0
+        first: tuple[Path, tuple[int, ...]] | None = None  # the pass's first frame: its file, H x W
         for path in self.files[start:stop]:
             img = self._imread(path, flags)
-            if img is not None:
-                n += 1
-                yield img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            if img is None:
+                continue
+            # checked here, where the file is known; with size= every frame is resized to it
+            if first is None:
+                first = path, img.shape[:2]
+            elif self.size is None and img.shape[:2] != first[1]:
+                (h, w), (h0, w0) = img.shape[:2], first[1]
+                raise VideoReadError(f"{path}: frame of {h}x{w} (H x W), but the frame file "
+                                     f"{first[0].name} before it is {h0}x{w0}; the frames of a "
+                                     f"folder must have one size: pass size=(H, W) to resize them")
+            n += 1
+            yield img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         if n == 0 and not self.files:
             raise VideoReadError(f"{self.name}: none of the frame files can be decoded")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from vadx.ops._checks import check_same_device
+from vadx.ops.rollback_coverage import MAX_OUTPUT_BYTES
 
 __all__: list[str] = []
 
@@ -47,10 +48,12 @@ def _rollback_coverage_fake(weights, size, jump, offset, out_size):
             min(out_size) >= 0,
             lambda: f"rollback_coverage: out_size must be >= 0 per axis (h, w), got {list(out_size)}",
         )
+        nbytes = weights.shape[0] * out_size[0] * out_size[1] * weights.element_size()
         torch._check_value(
-            weights.shape[0] * out_size[0] * out_size[1] * weights.element_size() < 2**63,
+            nbytes <= MAX_OUTPUT_BYTES,
             lambda: f"rollback_coverage: out_size {list(out_size)} for {weights.shape[0]} frames "
-            f"makes an output of more than 2^63 bytes",
+            f"makes an output of {nbytes if nbytes < 2**63 else 'more than 2^63'} bytes; it must "
+            f"be at most 2^40 bytes (1 TiB, vadx.ops.rollback_coverage.MAX_OUTPUT_BYTES)",
         )
     return weights.new_empty((weights.shape[0], out_size[0], out_size[1]))
 

@@ -13,6 +13,11 @@ __all__ = ["receptive_field", "rollback_coverage"]
 
 Pair = tuple[int, int]
 
+#: The largest output ``[B, H0, W0]`` rollback_coverage makes, in bytes (1 TiB; kMaxOutputBytes in
+#: csrc/rollback_coverage.h, which checks it on every device): an absurd ``out_size`` is refused
+#: with a ValueError naming it, instead of the allocator's error that names no argument.
+MAX_OUTPUT_BYTES = 2**40
+
 
 def _is_int(v) -> bool:
     # SymInt: sizes taken from a tensor's shape under torch.compile with dynamic shapes
@@ -62,13 +67,17 @@ def rollback_coverage(weights: Tensor, size, jump, offset, out_size) -> Tensor:
             when the frame was cropped before the network) are allowed.
         out_size: the input frame size ``(H0, W0)``, each >= 0 (e.g. ``frame.shape[-2:]``:
             under ``torch.compile(dynamic=True)`` these stay symbolic, so one compiled graph
-            serves every frame size).
+            serves every frame size). The output ``B x H0 x W0`` elements may take at most
+            :data:`MAX_OUTPUT_BYTES` (1 TiB).
 
     Returns:
         ``[B, H0, W0]`` (or ``[H0, W0]``) coverage in weights' floating dtype.
 
     Raises:
-        ValueError / TypeError: a bad argument, naming it with the expected and the actual value.
+        ValueError / TypeError: a bad argument, naming it with the expected and the actual value;
+            a ValueError naming ``out_size`` and the bytes also for an output over
+            :data:`MAX_OUTPUT_BYTES`, or one this machine (or GPU) cannot allocate, on CPU and
+            CUDA alike.
 
     Cost is O(cells + pixels) per frame whatever the field size: each frame's weights go into a
     float64 summed-area table and each pixel's covering cells form one rectangle of it (four
