@@ -5,6 +5,7 @@
 #include "python_module.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
@@ -82,6 +83,9 @@ std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, co
                                                  const at::Tensor& S, const at::Tensor& alpha0,
                                                  int64_t K, c10::string_view mode,
                                                  bool keep_states) {
+  // The op's own autograd formula (vadx/ops/sista.py) covers it: the ATen calls below skip the
+  // autograd layers (dispatch overhead on the ~10 views and products of every step).
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
   const bool nonneg = check_mode("sista", mode);
   check_common("sista", x, A, gram, lambda1, lambda2, gamma, S);
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2), n = A.size(1);
@@ -126,15 +130,18 @@ std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, co
 // Backpropagation through the T x K unrolled recurrence, last step first: per step one GEMM
 // (dpre G) and one fused elementwise kernel. dL/dpre of every step is kept ([T, K, B, n], the size
 // of states) so that everything that is a sum over steps is computed once at the end, on whole
-// tensors: dL/dG as one GEMM, the scalars' gradients as reductions (ATen ops: no host
-// synchronisation on CUDA, vectorised on CPU), dL/dx and dL/dA from e = sum_k dpre ([B, T, n]).
+// tensors: dL/dG as one GEMM, dL/dx and dL/dA from e = sum_k dpre ([B, T, n]). The scalars'
+// gradients are sums over steps too: kernels with fused_sums (CPU) accumulate them per row inside
+// the step kernel, on data it reads anyway; otherwise (CUDA) they are reductions of whole tensors
+// after the loop (ATen ops: no host synchronisation).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
            at::Tensor>
 sista_backward(const SistaKernels& kernels, const at::Tensor& grad_in, const at::Tensor& x,
                const at::Tensor& A, const std::optional<at::Tensor>& gram,
                const at::Tensor& lambda1, const at::Tensor& lambda2, const at::Tensor& gamma,
                const at::Tensor& S, const at::Tensor& codes_in, const at::Tensor& states_in,
-               c10::string_view mode) {
+               c10::string_view mode, bool need_dx) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;  // see sista_forward
   const bool nonneg = check_mode("sista_backward", mode);
   check_common("sista_backward", x, A, gram, lambda1, lambda2, gamma, S);
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2), n = A.size(1);
@@ -154,22 +161,32 @@ sista_backward(const SistaKernels& kernels, const at::Tensor& grad_in, const at:
   at::Tensor e = at::zeros({B, T, n}, opts);
   at::Tensor carry = at::zeros({B, n}, opts);  // dL/d alpha_{t-1}; after the loop dL/d alpha0
   const at::Tensor G = gram.has_value() ? *gram : at::mm(A.t(), A);  // recomputed, not stored
+  // Fused sums (see SistaBackwardStep): dq [B, T] and -dL/dbeta per row, in float64.
+  const bool fused = kernels.fused_sums;
+  const at::TensorOptions opts64 = opts.dtype(at::kDouble);
+  const at::Tensor dq_rows = fused ? at::zeros({B, T}, opts64) : at::Tensor();
+  const at::Tensor dbeta_rows = fused ? at::zeros({B}, opts64) : at::Tensor();
 
   if (T > 0 && B > 0 && n > 0) {
     // The seed: dL/dpre of the last step of the last frame.
     kernels.backward_step({at::Tensor(), at::Tensor(), codes.select(1, T - 1), S.select(1, T - 1),
                            carry, at::Tensor(), grad.select(1, T - 1), dpre[T - 1][K - 1],
-                           lambda2, gamma, nonneg, true});
+                           lambda2, gamma, nonneg, true, at::Tensor(), at::Tensor(), dbeta_rows});
     at::Tensor prod = at::empty({B, n}, opts);
     const at::Tensor Gt = G.t().contiguous();  // linear(., Gt) = . G
     for (int64_t t = T - 1; t >= 0; --t) {
+      const at::Tensor states_t = states.select(0, t), dpre_t = dpre.select(0, t);
+      const at::Tensor prev = fused ? states_t.select(0, 0) : at::Tensor();
+      const at::Tensor dq_t = fused ? dq_rows.select(1, t) : at::Tensor();
       for (int64_t k = K - 1; k >= 0; --k) {
-        const at::Tensor dpre_g = kernels.linear(dpre[t][k], Gt, prod);
+        const at::Tensor dpre_tk = dpre_t.select(0, k);
+        const at::Tensor dpre_g = kernels.linear(dpre_tk, Gt, prod);
         const at::Tensor grad_prev = k == 0 && t > 0 ? grad.select(1, t - 1) : at::Tensor();
         const at::Tensor next =
-            k > 0 ? dpre[t][k - 1] : (t > 0 ? dpre[t - 1][K - 1] : at::Tensor());
-        kernels.backward_step({dpre[t][k], dpre_g, states[t][k], S.select(1, t), carry,
-                               e.select(1, t), grad_prev, next, lambda2, gamma, nonneg, k == 0});
+            k > 0 ? dpre_t.select(0, k - 1) : (t > 0 ? dpre[t - 1][K - 1] : at::Tensor());
+        kernels.backward_step({dpre_tk, dpre_g, states_t.select(0, k), S.select(1, t), carry,
+                               e.select(1, t), grad_prev, next, lambda2, gamma, nonneg, k == 0,
+                               prev, dq_t, dbeta_rows});
       }
     }
   }
@@ -180,32 +197,40 @@ sista_backward(const SistaKernels& kernels, const at::Tensor& grad_in, const at:
   const at::Tensor e2 = e.view({B * T, n});
   // m = sum over steps of dpre^T in: dL/dG = -c m, and sum over steps of dpre . (in G^T) = <m, G>.
   at::Tensor m = at::mm(dpre.view({T * K * B, n}).t(), states.view({T * K * B, n}));
-  at::Tensor dx = at::mm(e2, A.t());  // dL/dx / c
-  // dL/dc = sum over steps of dpre . (bx_t - in G^T) = <e A^T, x> - <m, G>: bx is not kept.
-  const at::Tensor dc = ((dx * x2).sum() - (m * G).sum()).to(at::kDouble);
-  // dL/dq[b, t] = sum over k of dpre . (alpha_{t-1} - in), from the saved step inputs.
-  const at::Tensor dq = (dpre * (states.narrow(1, 0, 1) - states))
-                            .sum(at::IntArrayRef{1, 3})
-                            .t()
-                            .to(at::kDouble)
-                            .contiguous();
-  // dL/dbeta = sum over steps of g dsoft/db = -sum dpre sign(out) (signed) or -sum dpre (nonneg),
-  // out being each step's output: states[:, k + 1], and the codes for the last step.
-  const at::Tensor dbeta =
-      (nonneg ? -dpre.sum()
-              : -((dpre.narrow(1, 0, K - 1) * states.narrow(1, 1, K - 1).sign()).sum() +
-                  (dpre.select(1, K - 1) * codes.transpose(0, 1).sign()).sum()))
-          .to(at::kDouble);
-  dx.mul_(c_x);
-  e2.mul_(c_x);  // dL/d bx
+  // xe = x^T e: dL/dA through bx = c xe, and <e A^T, x> = <xe, A>.
+  at::Tensor xe = at::mm(x2.t(), e2);
+  // dL/dc = sum over steps of dpre . (bx_t - in G^T) = <xe, A> - <m, G>: bx is not kept.
+  const at::Tensor dc = ((xe * A).sum() - (m * G).sum()).to(at::kDouble);
+  at::Tensor dq, dbeta;
+  if (fused) {
+    dq = dq_rows;
+    dbeta = -dbeta_rows.sum();
+  } else {
+    // dL/dq[b, t] = sum over k of dpre . (alpha_{t-1} - in), from the saved step inputs.
+    dq = (dpre * (states.narrow(1, 0, 1) - states))
+             .sum(at::IntArrayRef{1, 3})
+             .t()
+             .to(at::kDouble)
+             .contiguous();
+    // dL/dbeta = sum over steps of g dsoft/db = -sum dpre sign(out) (signed) or -sum dpre
+    // (nonneg), out being each step's output: states[:, k + 1], and the codes for the last step.
+    dbeta = (nonneg ? -dpre.sum()
+                    : -((dpre.narrow(1, 0, K - 1) * states.narrow(1, 1, K - 1).sign()).sum() +
+                        (dpre.select(1, K - 1) * codes.transpose(0, 1).sign()).sum()))
+                .to(at::kDouble);
+  }
+  const at::Tensor dx = need_dx ? at::mm(e2, A.t()).mul_(c_x).view({B, T, d})
+                                : at::zeros({}, opts).expand({B, T, d});
   at::Tensor dG = m.mul_(-c_x);
-  at::Tensor dA = gram.has_value() ? at::mm(x2.t(), e2)
-                                   : at::addmm(at::mm(A, dG + dG.t()), x2.t(), e2);
+  at::Tensor dA = xe.mul_(c_x);  // dL/dA through bx
+  if (!gram.has_value()) {
+    dA.addmm_(A, dG + dG.t());  // and through G = A^T A
+  }
 
   const at::Tensor l1 = lambda1.to(at::kDouble), l2 = lambda2.to(at::kDouble);
   const at::Tensor dq_s = (dq * S.to(at::kDouble)).sum();  // dL/d(lambda2 c)
   const at::ScalarType dtype = x.scalar_type();
-  return {dx.view({B, T, d}),
+  return {dx,
           dA,
           dG,
           (dbeta * c).to(dtype),
@@ -222,7 +247,8 @@ TORCH_LIBRARY_FRAGMENT(vadx, m) {
       "Tensor S, Tensor alpha0, int K, str mode, bool keep_states=True) -> (Tensor, Tensor)");
   m.def(
       "sista_backward(Tensor grad, Tensor x, Tensor A, Tensor? gram, Tensor lambda1, "
-      "Tensor lambda2, Tensor gamma, Tensor S, Tensor codes, Tensor states, str mode) "
+      "Tensor lambda2, Tensor gamma, Tensor S, Tensor codes, Tensor states, str mode, "
+      "bool need_dx=True) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 

@@ -80,11 +80,18 @@ struct SistaForwardStep {
 //     next_dpre = (grad_prev + carry) dsoft/dz(in) (the last step of frame t - 1) and carry = 0,
 //     else carry is dL/d alpha0.
 // Without dpre (the seed before the loop, first = true) only the last part runs.
+// Optional sums for the scalars' gradients, read only by kernels with SistaKernels::fused_sums
+// (the CPU's; the others leave them undefined and the driver reduces whole tensors instead), both
+// float64 with one element per row b:
+//   dq[b] (column t of a [B, T] tensor) += sum_j dpre (prev - in), prev = alpha_{t-1};
+//   dbeta[b] += sum_j next_dpre sign(in) (signed) or next_dpre (nonneg): the written next_dpre is
+//     the dL/dpre of the step whose output is in, so over the whole loop this is -dL/dbeta.
 struct SistaBackwardStep {
   at::Tensor dpre, prod, in, s;
   at::Tensor carry, e, grad_prev, next_dpre;
   at::Tensor lambda2, gamma;
   bool nonneg, first;
+  at::Tensor prev = {}, dq = {}, dbeta = {};
 };
 
 // Row-major [B, n] view (or [B] with n = 1) as a pointer and a row stride; null when undefined.
@@ -158,6 +165,9 @@ struct SistaKernels {
   at::Tensor (*linear)(const at::Tensor& a, const at::Tensor& w, at::Tensor& out);
   void (*forward_step)(const SistaForwardStep&);
   void (*backward_step)(const SistaBackwardStep&);
+  // Whether backward_step accumulates SistaBackwardStep's dq and dbeta (one pass over data the
+  // step reads anyway) instead of the driver reducing [T, K, B, n] tensors after the loop.
+  bool fused_sums = false;
 };
 
 // The largest K (ISTA steps per frame) the op accepts: the paper uses 3 (sRNN) to 30 (TSC); the
@@ -179,22 +189,25 @@ std::tuple<at::Tensor, at::Tensor> sista_forward(const SistaKernels& kernels, co
 
 // Which GEMM the CPU kernels' products took (cpu/sista_kernel.cpp): whether this torch has the
 // oneDNN matmul op they use for float32, and the products run on it and on at::mm since the
-// library loaded. Exposed as vadx._C.sista_cpu_gemm_counts() so that a test catches a silent
-// fallback (e.g. a torch whose internal oneDNN op changed).
+// library loaded, and up to which inner dimension float32 products prefer at::mm on this CPU
+// (MKL's sgemm, faster there on Intel CPUs). Exposed as vadx._C.sista_cpu_gemm_counts() so that
+// a test catches a silent fallback (e.g. a torch whose internal oneDNN op changed).
 struct SistaCpuGemmCounts {
   bool onednn_available;
   int64_t onednn, mm;
+  int64_t mkl_max_k;  // float32 products with inner dimension <= this take at::mm (Intel CPUs)
 };
 SistaCpuGemmCounts sista_cpu_gemm_counts();
 
 // Gradients (x, A, gram, lambda1, lambda2, gamma, S, alpha0) of sum(grad * codes). Without gram,
 // A's gradient includes the path through G = A^T A and the third output (dL/dG) is not needed.
+// need_dx = false skips dL/dx (one [B T, n] x [n, d] GEMM) and returns zeros (expanded, no memory).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
            at::Tensor>
 sista_backward(const SistaKernels& kernels, const at::Tensor& grad, const at::Tensor& x,
                const at::Tensor& A, const std::optional<at::Tensor>& gram,
                const at::Tensor& lambda1, const at::Tensor& lambda2, const at::Tensor& gamma,
                const at::Tensor& S, const at::Tensor& codes, const at::Tensor& states,
-               c10::string_view mode);
+               c10::string_view mode, bool need_dx);
 
 }  // namespace vadx

@@ -57,10 +57,13 @@ PYBIND11_MODULE(_C, m) {
         d["onednn_available"] = c.onednn_available;
         d["onednn"] = c.onednn;
         d["mm"] = c.mm;
+        d["mkl_max_k"] = c.mkl_max_k;
         return d;
       },
       "The sista CPU kernels' GEMMs by path since the library loaded: {'onednn_available': whether "
       "this torch has the oneDNN matmul op (mkldnn::_linear_pointwise) with the expected schema, "
       "'onednn': products run on it (float32), 'mm': products run on at::mm (float64, empty "
-      "operands, oneDNN off or missing)}.");
+      "operands, oneDNN off or missing, float32 with inner dimension <= mkl_max_k)}, 'mkl_max_k': "
+      "up to which inner dimension float32 products take at::mm (MKL's sgemm: Intel CPUs, where it "
+      "is the faster one for small dictionaries; 0 elsewhere).");
 }

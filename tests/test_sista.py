@@ -302,7 +302,9 @@ def test_cuda_device_mismatch_is_a_value_error():
 def test_cpu_float32_products_run_on_onednn():
     """The CPU kernels' float32 GEMMs run on oneDNN's matmul, an op internal to ATen that they find
     by name and schema; a torch that changed it would make them fall back to at::mm silently (half
-    the speed at the paper's sizes). The counters say which path each product took."""
+    the speed at the paper's sizes). The counters say which path each product took. On Intel CPUs
+    products with an inner dimension up to mkl_max_k (small dictionaries) take at::mm on purpose
+    (MKL's sgemm is the faster one there)."""
     if not torch.backends.mkldnn.is_available():
         pytest.skip("this torch is built without oneDNN")
     counts = vadx._C.sista_cpu_gemm_counts
@@ -310,7 +312,8 @@ def test_cpu_float32_products_run_on_onednn():
         "sista's CPU kernel did not find mkldnn::_linear_pointwise(X, W, B, attr, scalars, "
         f"algorithm) in torch {torch.__version__}: its float32 products fall back to at::mm"
     )
-    x, A, S, alpha0 = make(B=2, T=3, d=8, n=6)
+    mkl_max_k = counts()["mkl_max_k"]
+    x, A, S, alpha0 = make(B=2, T=3, d=mkl_max_k + 6, n=mkl_max_k + 6)
 
     def products(*args):
         before = counts()
@@ -322,6 +325,10 @@ def test_cpu_float32_products_run_on_onednn():
     assert onednn > 0 and mm == 0, f"float32 products: {onednn} on oneDNN, {mm} fell back to at::mm"
     onednn, mm = products(x.double(), A.double())  # float64: BLAS, and the counters see it
     assert onednn == 0 and mm > 0
+    if mkl_max_k > 0:  # small dictionaries on Intel: the steps' products (k = n) on at::mm
+        x, A, S, alpha0 = make(B=2, T=3, d=mkl_max_k + 6, n=mkl_max_k)
+        onednn, mm = products(x, A)
+        assert mm >= 3 * 2 and onednn <= 1, f"float32 products: {onednn} on oneDNN, {mm} on at::mm"
 
 
 def test_opcheck(device):

@@ -51,6 +51,7 @@ def test_bad_sources_and_options_are_named():
         (dict(follow=True), r"follow applies to file sources; source .* is a network"),
         (dict(chunk_size=0), r"chunk_size must be an int >= 1, got 0"),
         (dict(idle_timeout=-1), r"idle_timeout must be None or a finite number > 0, got -1"),
+        (dict(fps=0), r"fps must be None or a finite number > 0 \(frames per second\), got 0"),
     ]:
         with pytest.raises(ValueError, match=message):
             open_stream(url, **kwargs)

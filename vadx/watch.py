@@ -488,37 +488,35 @@ def watch(model: Any, sources: list[Any], *, events: str | os.PathLike | None = 
             if inc["type"] == "reconnected" and cam.scorer is not None:
                 cam.scorer.reset()  # frames before and after the gap are not consecutive
 
-    import torch
+    from vadx.threads import intra_op_threads
 
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     error: BaseException | None = None
     try:
-        log.write({"type": "watch_start", "time": time.time(), "detector": det.name,
-                   "model": os.fspath(model_path) if model_path is not None else None,
-                   "threshold": float(thr), "open_after": open_after, "close_after": close_after,
-                   "cameras": [{"camera": c.name, "source": str(c.source)} for c in cams]})
-        while not stop.is_set():
-            wake.clear()
-            busy = False
-            for cam in cams:  # round robin: at most chunk_size frames per camera per turn
-                incidents(cam)
-                chunk = cam.stream.get(0)
-                if chunk is not None:
-                    step(cam, chunk)
-                    busy = True
-            board.show(cams)
-            if not busy:
-                if all(c.stream.ended for c in cams):
-                    break
-                wake.wait(0.1)
+        with intra_op_threads(threads):  # restored when the loop ends, however it ends
+            log.write({"type": "watch_start", "time": time.time(), "detector": det.name,
+                       "model": os.fspath(model_path) if model_path is not None else None,
+                       "threshold": float(thr), "open_after": open_after, "close_after": close_after,
+                       "cameras": [{"camera": c.name, "source": str(c.source)} for c in cams]})
+            while not stop.is_set():
+                wake.clear()
+                busy = False
+                for cam in cams:  # round robin: at most chunk_size frames per camera per turn
+                    incidents(cam)
+                    chunk = cam.stream.get(0)
+                    if chunk is not None:
+                        step(cam, chunk)
+                        busy = True
+                board.show(cams)
+                if not busy:
+                    if all(c.stream.ended for c in cams):
+                        break
+                    wake.wait(0.1)
     except BaseException as e:
         error = e
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        torch.set_num_threads(threads_before)
         why = "shutdown" if stop.is_set() or error is not None else "stream_end"
         for cam in cams:
             cam.stream.close()

@@ -119,10 +119,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 sista_backward_cuda(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& A,
                     const std::optional<at::Tensor>& gram, const at::Tensor& lambda1,
                     const at::Tensor& lambda2, const at::Tensor& gamma, const at::Tensor& S,
-                    const at::Tensor& codes, const at::Tensor& states, c10::string_view mode) {
+                    const at::Tensor& codes, const at::Tensor& states, c10::string_view mode,
+                    bool need_dx) {
   const c10::cuda::CUDAGuard device_guard(x.device());
   return sista_backward(kCudaKernels, grad, x, A, gram, lambda1, lambda2, gamma, S, codes, states,
-                        mode);
+                        mode, need_dx);
 }
 
 }  // namespace

@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 import torch
 
+from vadx.detector import check_fps
 from vadx.io.readers import (
     _check_grayscale,
     _resize,
@@ -206,7 +207,7 @@ class LiveStream:
         self.chunk_size = check_chunk_size(chunk_size)
         self.grayscale = _check_grayscale(grayscale)
         self.size = check_size(size)
-        self._fps = None if fps is None else float(_positive("fps", fps))
+        self._fps = check_fps(fps)
         if not isinstance(queue_size, (int, np.integer)) or isinstance(queue_size, bool) or queue_size < 1:
             raise ValueError(f"queue_size must be an int >= 1 (frames), got {queue_size!r}")
         self.queue_size = int(queue_size)

@@ -70,12 +70,13 @@ def _sista_fake(x, A, gram, lambda1, lambda2, gamma, S, alpha0, K, mode, keep_st
 
 
 @torch.library.register_fake("vadx::sista_backward")
-def _sista_backward_fake(grad, x, A, gram, lambda1, lambda2, gamma, S, codes, states, mode):
+def _sista_backward_fake(grad, x, A, gram, lambda1, lambda2, gamma, S, codes, states, mode,
+                         need_dx=True):
     check_same_device("sista_backward", "x", x, grad=grad, A=A, gram=gram, lambda1=lambda1,
                       lambda2=lambda2, gamma=gamma, S=S, codes=codes, states=states)
     n = A.shape[1]
     return (
-        x.new_empty(x.shape),
+        x.new_empty(x.shape) if need_dx else x.new_zeros(()).expand(x.shape),
         A.new_empty(A.shape),
         A.new_empty((n, n)),
         x.new_empty(()),

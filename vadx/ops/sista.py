@@ -52,9 +52,11 @@ def sista(
     ``A^T A`` and ``A^T x_t`` (all t) are GEMMs done once; each step is then one ``[B, n] x [n, n]``
     GEMM and one fused elementwise pass. CPU: the steps' float32 GEMMs run on oneDNN (through
     ATen's ``mkldnn::_linear_pointwise``; MKL's sgemm is half as fast on these small-batch products
-    on AMD CPUs), float64 on BLAS, the elementwise pass vectorised and split over items with
-    OpenMP. CUDA: cuBLAS and one kernel per step, no host synchronisation inside the T x K loop
-    (the scalars are read on the device).
+    on AMD CPUs; on Intel CPUs MKL is the faster one for dictionaries up to n = 512 and takes
+    those), float64 on BLAS, the elementwise pass vectorised and split over items with OpenMP.
+    Backward skips dL/dx (a GEMM) when x does not require grad, and on CPU sums the scalars'
+    gradients inside each step's elementwise pass. CUDA: cuBLAS and one kernel per step, no host
+    synchronisation inside the T x K loop (the scalars are read on the device).
 
     Differentiable in ``x``, ``A``, ``lambda1``, ``lambda2``, ``gamma``, ``S`` and ``alpha0``
     (first order): backpropagation through the T x K unrolled steps, a second C++ op
@@ -181,17 +183,22 @@ def _setup_context(ctx, inputs, output):
     x, A, gram, lambda1, lambda2, gamma, S, _alpha0, _K, mode = inputs[:10]  # [10]: keep_states
     codes, states = output
     ctx.mark_non_differentiable(states)
+    ctx.set_materialize_grads(False)  # states get no gradient: no [T, K, B, n] of zeros for it
     ctx.mode = mode
     ctx.n_inputs = len(inputs)
     ctx.save_for_backward(x, A, gram, lambda1, lambda2, gamma, S, codes, states)
 
 
 def _backward(ctx, grad_codes, _grad_states):
+    if grad_codes is None:  # the codes did not reach the loss (grads are not materialised)
+        return (None,) * ctx.n_inputs
     x, A, gram, lambda1, lambda2, gamma, S, codes, states = ctx.saved_tensors
+    need_dx = ctx.needs_input_grad[0]  # features are usually data: skip their [B T, n] x [n, d] GEMM
     dx, dA, dgram, dl1, dl2, dgamma, dS, dalpha0 = torch.ops.vadx.sista_backward(
-        grad_codes, x, A, gram, lambda1, lambda2, gamma, S, codes, states, ctx.mode
+        grad_codes, x, A, gram, lambda1, lambda2, gamma, S, codes, states, ctx.mode, need_dx
     )
-    grads = (dx, dA, dgram if gram is not None else None, dl1, dl2, dgamma, dS, dalpha0)
+    grads = (dx if need_dx else None, dA, dgram if gram is not None else None, dl1, dl2, dgamma,
+             dS, dalpha0)
     return grads + (None,) * (ctx.n_inputs - len(grads))  # K, mode (and keep_states)
 
 
