@@ -263,3 +263,21 @@ def test_bag_of_objects_from_a_plugged_object_detector(monkeypatch):
     stream = det.stream()
     chunks = [stream.update(v[a:b]) for a, b in [(0, 4), (4, 5), (5, 30)]]
     assert torch.allclose(vadx.Scores.cat(chunks).frame, whole.frame, atol=1e-6)
+
+    # at 30 frames/s objects are detected in every 3rd frame (object_fps 10), the bag held
+    # between, the same in a training pass, a whole video and a stream cut anywhere
+    assert det.object_fps_ == 10.0
+
+    class At30(list):
+        fps = 30.0
+
+    f30 = det.extract_features(At30([v[:7], v[7:30]]))
+    hits = (v.amax(dim=(1, 2, 3)) >= 250).float()
+    assert torch.equal(f30["bag"][:, 0], hits[(torch.arange(30) // 3) * 3])
+    sampled = det.extract_features(At30([v[:7], v[7:30]]), torch.tensor([4, 8, 29]))
+    assert torch.equal(sampled["bag"][:, 0], hits[[3, 6, 27]])
+    whole = det.score(v, fps=30.0)
+    stream = det.stream(fps=30.0)
+    chunks = [stream.update(v[a:b]) for a, b in [(0, 4), (4, 5), (5, 30)]]
+    assert torch.allclose(vadx.Scores.cat(chunks).frame, whole.frame, atol=1e-6)
+    assert not torch.allclose(whole.extras["confidence"], det.score(v, fps=10.0).extras["confidence"])

@@ -19,7 +19,7 @@ from vadx.precision import PRECISIONS
 
 from .classifier import make_classifier
 from .gradcam import grad_cam
-from .objects_bag import bag_of_objects
+from .objects_bag import BagClock, bag_of_objects
 from .streams import TwoStreamNet, flow_images, resize_frames
 from .training import EXCLUDED, adaptive_sample, run_phase, weighted_bce
 
@@ -91,6 +91,13 @@ class TwoStream(vadx.Detector):
       detector is pluggable: ``object_detector={"name": "darknet", "cfg": ..., "weights": ...,
       "names": ...}`` (any detector registered through the hook
       ``vadx_register_object_detectors``); None gives the paper's "no-bag" variant.
+    - Object detection rate: the paper detects objects in every frame. Here at most
+      ``object_fps`` (10) frames per second are detected and the frames between reuse the last
+      bag (:class:`~vadx_two_stream.objects_bag.BagClock`), in training and scoring alike:
+      the same as the paper at 10 frames/s or less (UCSD), every 3rd frame at 30. Objects rarely
+      appear or vanish within 0.1 s, and detection is the costliest stage of scoring
+      (bench/test_two_stream.py). ``object_fps=None`` detects every frame; the rate fitted is
+      kept with the model (``object_fps_``).
     - SAS decay: the op's default ``"symmetric"`` (authors' code); ``sas_decay="paper"`` for the
       paper's formula.
     - Precision: ``precision="auto"`` runs both backbones and the classifier under bf16 autocast
@@ -112,6 +119,8 @@ class TwoStream(vadx.Detector):
         object_detector: the bag-of-objects detector as ``{"name": ..., **its parameters}``, or
             None for the paper's "no-bag" variant.
         min_object_confidence: objects below this confidence are not counted in the bag.
+        object_fps: objects are detected in at most this many frames per second, the bag held
+            in between (None: every frame, the paper).
         input_size: the square side frames are resized to for both streams (paper: 224).
         flow_max_magnitude: flow (pixels per frame) shown at full brightness in the flow image.
         hidden: units of each of the classifier's two hidden layers (paper: 4096).
@@ -157,6 +166,7 @@ class TwoStream(vadx.Detector):
                                            "parameters", lambda d: isinstance(d.get("name"), str),
                                      invalid=["darknet", {"cfg": "yolo.cfg"}]), None],
         "min_object_confidence": Interval(float, 0, 1),
+        "object_fps": [_POSITIVE, None],
         "input_size": Interval(int, 1),
         "flow_max_magnitude": _POSITIVE,
         "hidden": Interval(int, 1),
@@ -213,12 +223,14 @@ class TwoStream(vadx.Detector):
                 "paper": P({"backbone": "resnet50", "input_size": 224, "hidden": 4096,
                             "dropout": 0.5, "normal_weight": 1.0, "anomaly_weight": 2.0,
                             "head_lr": 1e-5, "finetune_lr": 1e-6, "patience": 5, "finetune": True,
+                            "object_fps": None,
                             "tau": 0.5, "nu_per_second": 60.0, "lb": -7.0, "ub": 7.0,
                             "sas_decay": "paper", "alarm_threshold": 0.5},
                            "Petrocchi et al.: ResNet-50 streams at 224 px, FC 4096 x 2 with dropout "
                            "0.5, class weights 1/2, 1e-5 then fine-tuning at 1e-6, patience 5, SAS "
                            "tau 0.5, nu 2 per frame at 30 fps, bounds +-7, the paper's decay, alarm "
-                           "> 0.5; needs ResNet-50 weights (and an object detector for the bag)")}
+                           "> 0.5, objects detected in every frame; needs ResNet-50 weights (and an "
+                           "object detector for the bag)")}
 
     def __init__(
         self,
@@ -228,6 +240,7 @@ class TwoStream(vadx.Detector):
         weights_sha256: str | None = None,
         object_detector: dict | None = None,
         min_object_confidence: float = 0.5,
+        object_fps: float | None = 10.0,
         input_size: int = 224,
         flow_max_magnitude: float = 8.0,
         hidden: int = 4096,
@@ -262,6 +275,7 @@ class TwoStream(vadx.Detector):
         super().__init__(**kwargs)
         self.backbone, self.weights, self.weights_sha256 = backbone, weights, weights_sha256
         self.object_detector, self.min_object_confidence = object_detector, min_object_confidence
+        self.object_fps = object_fps
         self.input_size, self.flow_max_magnitude = input_size, flow_max_magnitude
         self.hidden, self.dropout = hidden, dropout
         self.source_fps, self.anomaly_fps, self.normal_fps = source_fps, anomaly_fps, normal_fps
@@ -307,6 +321,7 @@ class TwoStream(vadx.Detector):
         if getattr(self, "net_", None) is not None:
             return
         self.precision_ = vadx.precision.resolve(self.precision, self.device)
+        self.object_fps_ = self.object_fps  # kept with the model, as precision_
         rgb = load_backbone(self.backbone, self.weights, sha256=self.weights_sha256)
         info = rgb.weights_info
         self.weights_info_ = info.to_json()
@@ -339,12 +354,18 @@ class TwoStream(vadx.Detector):
         state["prev"] = small[-1:]
         return small, flow
 
-    def _bags(self, frames: Tensor) -> Tensor | None:
+    def _bags(self, state: dict, frames: Tensor, selected: Tensor | None = None) -> Tensor | None:
+        """Bags of ``frames[selected]`` (default all) of the next chunk of the video in ``state``."""
         objects = self._object_detector()
         if objects is None:
             return None
-        dets = objects.detect(frames)
-        return bag_of_objects(dets, self.n_object_classes_, self.min_object_confidence).to(self.device)
+        if "bags" not in state:
+            fps = state.get("fps") or self.source_fps
+            # files saved before object_fps existed detected objects in every frame
+            state["bags"] = BagClock(fps, getattr(self, "object_fps_", None))
+        bags = state["bags"].bags(frames, lambda f: bag_of_objects(
+            objects.detect(f), self.n_object_classes_, self.min_object_confidence), selected)
+        return bags.to(self.device)
 
     @torch.no_grad()
     def _embed(self, small: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
@@ -366,6 +387,7 @@ class TwoStream(vadx.Detector):
         wanted = None if indices is None else torch.as_tensor(indices).long().cpu()
         out: dict[str, list[Tensor]] = {"rgb": [], "flow": [], "bag": [], "rgb_img": [], "flow_img": []}
         state: dict = {}
+        self._start_video(state, chunks.fps)
         start = 0
         total = None if wanted is None else int(wanted.numel())
         with self.progress_bar(total, "two-stream features", "frame") as bar:
@@ -385,6 +407,7 @@ class TwoStream(vadx.Detector):
                     flow = torch.cat(flow) if flow else None
                     small = small[sel.to(frames.device)]
                 start += t
+                bag = self._bags(state, frames, sel)  # every chunk: the clock counts frames
                 if sel.numel() == 0:
                     continue
                 sel_d = sel.to(frames.device)
@@ -393,7 +416,6 @@ class TwoStream(vadx.Detector):
                 rf, ff = self._embed(small, flow)
                 out["rgb"].append(rf)
                 out["flow"].append(ff)
-                bag = self._bags(frames[sel_d])
                 if bag is not None:
                     out["bag"].append(bag)
                 if keep_images:
@@ -557,11 +579,12 @@ class TwoStream(vadx.Detector):
     # ------------------------------------------------------------------ scoring
     def _start_video(self, state: dict, fps: float | None) -> None:
         state["nu"] = self.step_per_frame(fps)
+        state["fps"] = fps
 
     def _update(self, state: dict, frames: Tensor) -> vadx.Scores:
         net = self.net_
         small, flow = self._inputs(state, frames)
-        bag = self._bags(frames)
+        bag = self._bags(state, frames)
         extras: dict[str, Tensor] = {}
         maps = None
         if self.localize:
