@@ -16,7 +16,8 @@ from vadx.metrics import roc_auc
 from vadx.objects import Detections, ObjectDetector
 from vadx.testing import check_detector
 from vadx_attribute_knn import AttributeKNN
-from vadx_attribute_knn.attributes import background_motion, crops, velocity
+from vadx_attribute_knn.attributes import (CROP_BATCH, appearance, background_motion, background_motions,
+                                           crops, velocities, velocity)
 from vadx_attribute_knn.knn import greedy_coreset, knn_mean_distance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,6 +73,32 @@ def test_knn_matches_the_full_distance_matrix():
                                    rtol=1e-4, atol=1e-4)
 
 
+def test_knn_gemm_candidates_match_the_full_distance_matrix():
+    g = torch.Generator().manual_seed(1)
+    q, bank = torch.randn(40, 64, generator=g), torch.randn(500, 64, generator=g)
+    want = torch.cdist(q.double(), bank.double()).topk(5, largest=False).values.mean(1)
+    for chunk in (7, 128, 1000):
+        torch.testing.assert_close(knn_mean_distance(q, bank, 5, chunk=chunk, candidates=8).double(),
+                                   want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [1, 8, 64])
+def test_knn_query_independent_of_its_batch(dim):
+    """A query's distance is bit-identical alone and among others (a chunk's objects are searched
+    at once; streaming must equal offline), also on near-ties that defeat the candidates."""
+    g = torch.Generator().manual_seed(2)
+    bank = torch.randn(300, dim, generator=g)
+    bank = torch.cat([bank, bank[:40] + 1e-6 * torch.randn(40, dim, generator=g)])  # near-ties
+    q = torch.cat([bank[:20] + 1e-7, torch.randn(60, dim, generator=g)])
+    groups, bank_groups = torch.arange(80) % 3, torch.arange(340) % 3
+    for kw in ({}, {"query_groups": groups, "bank_groups": bank_groups}):
+        full = knn_mean_distance(q, bank, 5, chunk=64, candidates=6, **kw)
+        for a, n in ((0, 1), (3, 2), (17, 7), (50, 30)):
+            part = {**kw, "query_groups": groups[a:a + n]} if kw else {}
+            assert torch.equal(knn_mean_distance(q[a:a + n], bank, 5, chunk=64, candidates=6, **part),
+                               full[a:a + n]), (dim, a, n, kw)
+
+
 def test_knn_leaves_the_own_group_out():
     bank = torch.tensor([[0.0], [1.0], [10.0]])
     q = torch.tensor([[0.0]])
@@ -115,6 +142,34 @@ def test_crops_resample_the_box():
     frame[0, 5:15, 10:20] = 200
     c = crops(frame, torch.tensor([[10.0, 5, 20, 15]]), 8)
     assert c.shape == (1, 1, 8, 8) and torch.allclose(c, torch.full_like(c, 200.0))
+
+
+def test_chunk_attributes_equal_per_frame_ones():
+    g = torch.Generator().manual_seed(3)
+    flow = torch.randn(5, 2, 30, 45, generator=g)
+    boxes = [torch.tensor([[3.0, 4, 30, 40], [50, 10, 80, 55]]), torch.zeros(0, 4),
+             torch.tensor([[0.0, 0, 90, 60]]), torch.tensor([[10.5, 20.2, 11.0, 21.0]]),
+             torch.tensor([[60.0, 30, 90, 60], [1, 1, 9, 9], [20, 20, 40, 50]])]
+    for bins, persp in ((1, False), (8, True)):
+        v = velocities(flow, boxes, (60, 90), bins, persp)
+        for t in range(5):
+            assert torch.equal(v[t], velocity(flow[t], boxes[t], (60, 90), bins, persp))
+    e, blocks = background_motions(flow, boxes, (60, 90), 8)
+    for t in range(5):
+        one = background_motion(flow[t], boxes[t], (60, 90), 8)
+        assert torch.equal(e[t], one[0]) and torch.equal(blocks[t], one[1])
+
+
+def test_appearance_independent_of_its_batch():
+    """Crops batched across a chunk's frames get the bits they get alone (padded batches)."""
+    from vadx.features import load_backbone
+    net = load_backbone("mobilenet_v2", "random").eval()
+    x = torch.rand(2 * CROP_BATCH + 5, 1, 32, 32, generator=torch.Generator().manual_seed(4)) * 255
+    with torch.inference_mode():
+        full = appearance(net, x, block=2 * CROP_BATCH)
+        assert full.shape == (x.shape[0], net.out_channels)
+        for a, n in ((0, 1), (3, 7), (20, 17)):
+            assert torch.equal(appearance(net, x[a:a + n]), full[a:a + n])
 
 
 # ---------------------------------------------------------------- the detector

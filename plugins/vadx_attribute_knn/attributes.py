@@ -1,8 +1,9 @@
 """The attributes of one frame's objects: velocity histograms, appearance features, and the
 scene-level background motion that stands in for objects the object detector misses.
 
-Every function works on one frame at a time, so an object's attributes never depend on which
-other frames shared its chunk (streaming scores equal offline ones bit for bit).
+Every function but :func:`appearance` works on one frame at a time; :func:`appearance` takes a
+whole chunk's crops in batches padded so that an object's features never depend on which other
+crops shared them. So streaming scores equal offline ones bit for bit.
 """
 
 from __future__ import annotations
@@ -28,16 +29,42 @@ def flow_at_scale(frames: Tensor, previous: Tensor | None, scale: float) -> Tens
     return farneback(frames, previous) / scale
 
 
-def _box_sums(integral: Tensor, boxes: Tensor, sy: float, sx: float) -> tuple[Tensor, Tensor]:
-    """Sums of ``integral``'s maps ``[c, h + 1, w + 1]`` over input-pixel ``boxes`` ``[n, 4]``
-    mapped to the flow grid (at least one cell each), and each box's cell count."""
-    h, w = integral.shape[1] - 1, integral.shape[2] - 1
-    x1 = (boxes[:, 0] * sx).floor().long().clamp(0, w - 1)
-    y1 = (boxes[:, 1] * sy).floor().long().clamp(0, h - 1)
-    x2 = torch.maximum((boxes[:, 2] * sx).ceil().long().clamp(0, w), x1 + 1)
-    y2 = torch.maximum((boxes[:, 3] * sy).ceil().long().clamp(0, h), y1 + 1)
-    s = integral[:, y2, x2] - integral[:, y1, x2] - integral[:, y2, x1] + integral[:, y1, x1]
-    return s.T, ((x2 - x1) * (y2 - y1)).float()
+def _frame_index(boxes: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """All frames' boxes ``[N, 4]`` and the frame each one is in ``[N]``."""
+    counts = torch.tensor([b.shape[0] for b in boxes])
+    return torch.cat(boxes).reshape(-1, 4), torch.repeat_interleave(torch.arange(len(boxes)), counts)
+
+
+def velocities(flow: Tensor, boxes: list[Tensor], hw: tuple[int, int], bins: int,
+               perspective: bool = True) -> list[Tensor]:
+    """:func:`velocity` of every frame of a chunk at once (flow ``[T, 2, h, w]``, ``boxes`` one
+    ``[n_t, 4]`` per frame): elementwise ops and scans along rows and columns, so each frame gets
+    the same bits as alone, with a few large ops instead of many small ones per frame."""
+    counts = [int(b.shape[0]) for b in boxes]
+    if sum(counts) == 0:
+        return [torch.zeros(n, bins) for n in counts]
+    dx, dy = flow[:, 0].double(), flow[:, 1].double()
+    mag = torch.sqrt(dx * dx + dy * dy)
+    if bins == 1:  # every direction falls in the one bin: no atan2
+        maps = mag.unsqueeze(1)
+    else:
+        b = ((torch.atan2(dy, dx) % (2 * math.pi)) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
+        maps = torch.zeros(mag.shape[0], bins, *mag.shape[1:], dtype=torch.float64).scatter_(
+            1, b.unsqueeze(1), mag.unsqueeze(1))
+    # summed-area tables in float64: box sums exact enough that the order of summation is moot
+    integral = F.pad(maps.cumsum(2).cumsum(3), (1, 0, 1, 0))
+    allb, f = _frame_index(boxes)
+    h, w = mag.shape[1], mag.shape[2]
+    sy, sx = h / hw[0], w / hw[1]
+    x1 = (allb[:, 0] * sx).floor().long().clamp(0, w - 1)
+    y1 = (allb[:, 1] * sy).floor().long().clamp(0, h - 1)
+    x2 = torch.maximum((allb[:, 2] * sx).ceil().long().clamp(0, w), x1 + 1)
+    y2 = torch.maximum((allb[:, 3] * sy).ceil().long().clamp(0, h), y1 + 1)
+    sums = integral[f, :, y2, x2] - integral[f, :, y1, x2] - integral[f, :, y2, x1] + integral[f, :, y1, x1]
+    hist = sums / ((x2 - x1) * (y2 - y1)).float().double().unsqueeze(1)
+    if perspective:
+        hist = hist / (allb[:, 3] - allb[:, 1]).double().clamp_min(1.0).unsqueeze(1)
+    return list(hist.float().split(counts))
 
 
 def velocity(flow: Tensor, boxes: Tensor, hw: tuple[int, int], bins: int,
@@ -51,19 +78,41 @@ def velocity(flow: Tensor, boxes: Tensor, hw: tuple[int, int], bins: int,
         flow: ``[2, h, w]`` one frame's flow in input pixels per frame (any grid size).
         boxes: ``[n, 4]`` in input pixels; hw: the input frame's (H, W).
     """
-    if boxes.shape[0] == 0:
-        return torch.zeros(0, bins)
-    dx, dy = flow[0].double(), flow[1].double()
+    return velocities(flow.unsqueeze(0), [boxes], hw, bins, perspective)[0]
+
+
+def background_motions(flow: Tensor, boxes: list[Tensor], hw: tuple[int, int],
+                       cell: int) -> tuple[Tensor, Tensor]:
+    """:func:`background_motion` of every frame of a chunk at once (flow ``[T, 2, h, w]``,
+    ``boxes`` one ``[n_t, 4]`` per frame): energies ``[T]`` and blocks ``[T, 4]``, each frame's
+    bits as alone (elementwise ops, integer box coverage, per-window pooling)."""
+    dx, dy = flow[:, 0], flow[:, 1]
     mag = torch.sqrt(dx * dx + dy * dy)
-    b = ((torch.atan2(dy, dx) % (2 * math.pi)) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
-    maps = torch.zeros(bins, *mag.shape, dtype=torch.float64).scatter_(0, b.unsqueeze(0), mag.unsqueeze(0))
-    # summed-area tables in float64: box sums exact enough that the order of summation is moot
-    integral = F.pad(maps.cumsum(1).cumsum(2), (1, 0, 1, 0))
-    sums, cells = _box_sums(integral, boxes, mag.shape[0] / hw[0], mag.shape[1] / hw[1])
-    hist = sums / cells.double().unsqueeze(1)
-    if perspective:
-        hist = hist / (boxes[:, 3] - boxes[:, 1]).double().clamp_min(1.0).unsqueeze(1)
-    return hist.float()
+    t, h, w = mag.shape
+    sy, sx = h / hw[0], w / hw[1]
+    allb, f = _frame_index(boxes)
+    if allb.shape[0]:
+        # boxes blanked: +-1 at their corners, integrated into per-cell coverage counts (exact)
+        b = allb.double()
+        y1, x1 = (b[:, 1] * sy).floor().long().clamp(0, h), (b[:, 0] * sx).floor().long().clamp(0, w)
+        y2, x2 = (b[:, 3] * sy).ceil().long().clamp(0, h), (b[:, 2] * sx).ceil().long().clamp(0, w)
+        ok = (y2 > y1) & (x2 > x1)
+        f, y1, x1, y2, x2 = f[ok], y1[ok], x1[ok], y2[ok], x2[ok]
+        corners = torch.zeros(t, h + 1, w + 1, dtype=torch.int32)
+        one = torch.ones_like(f, dtype=torch.int32)
+        for yy, xx, sign in ((y1, x1, 1), (y1, x2, -1), (y2, x1, -1), (y2, x2, 1)):
+            corners.index_put_((f, yy, xx), sign * one, accumulate=True)
+        covered = corners.cumsum(1).cumsum(2)[:, :h, :w] > 0
+        mag = mag.masked_fill(covered, 0)
+    c = min(cell, h, w)
+    step = max(1, c // 2)
+    pooled = F.avg_pool2d(mag.unsqueeze(1), c, stride=step, ceil_mode=False)
+    pw = pooled.shape[3]
+    pooled = pooled.flatten(1)
+    i = pooled.argmax(1)  # the first maximum, as per frame
+    gy, gx = (i // pw).double(), (i % pw).double()
+    block = torch.stack([gx * step / sx, gy * step / sy, (gx * step + c) / sx, (gy * step + c) / sy], 1)
+    return pooled.gather(1, i.unsqueeze(1))[:, 0].float(), block.float()
 
 
 def background_motion(flow: Tensor, boxes: Tensor, hw: tuple[int, int], cell: int) -> tuple[Tensor, Tensor]:
@@ -71,19 +120,8 @@ def background_motion(flow: Tensor, boxes: Tensor, hw: tuple[int, int], cell: in
     ``cell`` x ``cell`` block (on the flow grid) once the objects' boxes are blanked, and that
     block as ``(x1, y1, x2, y2)`` in input pixels. A vehicle the object detector misses moves
     faster than the walkers it misses."""
-    dx, dy = flow[0], flow[1]
-    mag = torch.sqrt(dx * dx + dy * dy)
-    h, w = mag.shape
-    sy, sx = h / hw[0], w / hw[1]
-    for x1, y1, x2, y2 in boxes.tolist():
-        mag[int(y1 * sy):math.ceil(y2 * sy), int(x1 * sx):math.ceil(x2 * sx)] = 0
-    c = min(cell, h, w)
-    pooled = F.avg_pool2d(mag[None, None], c, stride=max(1, c // 2), ceil_mode=False)[0, 0]
-    i = int(pooled.flatten().argmax())
-    gy, gx = divmod(i, pooled.shape[1])
-    step = max(1, c // 2)
-    block = torch.tensor([gx * step / sx, gy * step / sy, (gx * step + c) / sx, (gy * step + c) / sy])
-    return pooled.flatten()[i].float(), block
+    energy, block = background_motions(flow.unsqueeze(0), [boxes], hw, cell)
+    return energy[0], block[0]
 
 
 def crops(frame: Tensor, boxes: Tensor, size: int) -> Tensor:
@@ -103,13 +141,29 @@ def crops(frame: Tensor, boxes: Tensor, size: int) -> Tensor:
                          align_corners=False)
 
 
-def appearance(backbone: nn.Module, frame: Tensor, boxes: Tensor, size: int) -> Tensor:
-    """Per object, float32 ``[n, channels]``: the backbone's last feature map of the object's
-    crop, average-pooled and L2-normalised (distances then compare what the features say, not
-    how strongly: contrast and size change the norm)."""
-    if boxes.shape[0] == 0:
+# oneDNN gives a sample the same bits in any batch whose size is a multiple of this (not in
+# others: 1 and 2 threads, MobileNetV2 at 32 and 64 px), so crops are padded to it
+CROP_BATCH = 16
+
+
+def appearance(backbone: nn.Module, patches: Tensor, block: int = 8 * CROP_BATCH) -> Tensor:
+    """Per object crop (``patches``: float ``[n, C, s, s]`` in 0..255, a chunk's :func:`crops`), float32
+    ``[n, channels]``: the backbone's last feature map, average-pooled and L2-normalised
+    (distances then compare what the features say, not how strongly: contrast and size change
+    the norm). Run in batches of ``block`` (a multiple of :data:`CROP_BATCH`), the last one padded
+    with zero crops to a multiple of :data:`CROP_BATCH`, so an object's features do not depend on
+    which other crops share the call."""
+    n = patches.shape[0]
+    if n == 0:
         return torch.zeros(0, backbone.out_channels)
-    x = imagenet_normalize(crops(frame, boxes, size) / 255.0)
-    x = x.contiguous(memory_format=torch.channels_last)
     net = folded(backbone, channels_last=True)  # batch norm folded in, cached (vadx.features)
-    return F.normalize(net.forward_features(x).mean(dim=(2, 3)).float(), dim=1).cpu()
+    out = []
+    for a in range(0, n, block):
+        x = patches[a:a + block]
+        pad = -x.shape[0] % CROP_BATCH
+        x = imagenet_normalize(x / 255.0)
+        if pad:
+            x = torch.cat([x, x.new_zeros(pad, *x.shape[1:])])
+        x = x.contiguous(memory_format=torch.channels_last)
+        out.append(F.normalize(net.forward_features(x).mean(dim=(2, 3)).float(), dim=1)[:x.shape[0] - pad])
+    return torch.cat(out).cpu()

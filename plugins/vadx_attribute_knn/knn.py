@@ -1,9 +1,18 @@
 """k-nearest-neighbour density scores and the greedy coreset that bounds the exemplar bank.
 
-:func:`knn_mean_distance` never forms the full query x bank distance matrix: it walks the bank in
-column chunks, gets squared distances from one GEMM per chunk (``|q|^2 - 2 q.b + |b|^2``) and keeps
-a running top-k, so memory is ``queries x (chunk + k)`` whatever the bank size
-(bench/test_attribute_knn.py times it against ``torch.cdist`` + ``topk`` at 50,000 exemplars).
+:func:`knn_mean_distance` never forms the full query x bank distance matrix, and a query's result
+never depends on which other queries share the call (so a detector may search a whole chunk's
+objects at once and still stream exactly as it scores offline):
+
+- low-dimensional attributes (``d <= exact_dims``, velocity): squared distances to every bank
+  row from elementwise differences and a fixed-order sum, in query blocks;
+- the others (appearance): one GEMM per bank chunk (``|q|^2 - 2 q.b + |b|^2``, whose rounding
+  depends on the GEMM's shape) keeps a running top-``candidates``; those candidates' distances are
+  recomputed the fixed-order way and the ``k`` smallest kept. A rounding bound on the GEMM's
+  error proves the candidates hold the exact ``k`` nearest; a query where it cannot (near-ties
+  beyond the candidates) is searched the low-dimensional way over the whole bank.
+
+bench/test_attribute_knn.py times it against ``torch.cdist`` + ``topk`` at 50,000 exemplars.
 """
 
 from __future__ import annotations
@@ -11,46 +20,126 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+_EPS32 = float(torch.finfo(torch.float32).eps) / 2  # unit roundoff of float32
+
+
+def _fixed_sum(x: Tensor) -> Tensor:
+    """Sum over the last dimension in a fixed pairwise order, by elementwise adds only: a row's
+    bits never depend on the other rows, the batch or the thread count (a reduction kernel's
+    vectorisation and splitting may)."""
+    while x.shape[-1] > 1:
+        h = x.shape[-1] // 2
+        y = x[..., :h] + x[..., h:2 * h]
+        x = torch.cat([y, x[..., 2 * h:]], -1) if x.shape[-1] % 2 else y
+    return x[..., 0]
+
+
+def _squared(q: Tensor, rows: Tensor) -> Tensor:
+    """Squared distances, fixed-order: ``q [n, d]`` to ``rows [n, c, d]`` or ``[c, d]``: ``[n, c]``."""
+    return _fixed_sum((q.unsqueeze(1) - rows).square())
+
+
+def _exact_smallest(q: Tensor, bank: Tensor, k: int, q_groups: Tensor | None,
+                    b_groups: Tensor | None, budget: int = 1 << 22) -> Tensor:
+    """The ``k`` smallest fixed-order squared distances of each query to the whole bank, in query
+    blocks of about ``budget`` elements: ``[n, k]`` (inf where fewer bank rows are reachable)."""
+    n, m, d = q.shape[0], bank.shape[0], bank.shape[1]
+    step = max(1, budget // max(1, m * d))
+    out = []
+    for a in range(0, n, step):
+        dist = _squared(q[a:a + step], bank)
+        if q_groups is not None:
+            dist.masked_fill_(q_groups[a:a + step].view(-1, 1) == b_groups.view(1, -1), float("inf"))
+        out.append(dist.topk(k, dim=1, largest=False, sorted=False).values)
+    return torch.cat(out)
+
+
+def _mean_distance(best: Tensor) -> Tensor:
+    """Mean of the square roots of each row's finite values (sorted first, then added column by
+    column: the same values give the same bits in any order, batch or thread count)."""
+    best = best.sort(dim=1).values
+    finite = torch.isfinite(best)
+    dist = best.clamp_min(0).sqrt().where(finite, torch.zeros_like(best))
+    total = dist[:, 0].clone()
+    for j in range(1, dist.shape[1]):
+        total = total + dist[:, j]
+    return total / finite.sum(1).clamp_min(1).to(total.dtype)
+
 
 def knn_mean_distance(queries: Tensor, bank: Tensor, k: int, *, chunk: int = 8192,
                       query_groups: Tensor | None = None, bank_groups: Tensor | None = None,
-                      query_chunk: int = 1024) -> Tensor:
+                      query_chunk: int = 1024, candidates: int = 32, exact_dims: int = 16) -> Tensor:
     """Mean Euclidean distance from each query to its ``k`` nearest bank rows: float32 ``[n]``.
+    Each query's value is independent of the others in the call (see the module docstring).
 
     Args:
-        queries: ``[n, d]``; bank: ``[m, d]``.
+        queries: ``[n, d]``; bank: ``[m, d]`` (contiguous float32 is the GEMM's layout: no copy).
         k: neighbours averaged (at most ``m``; fewer reachable ones are averaged as they are).
         chunk: bank rows per GEMM.
         query_groups, bank_groups: int ``[n]`` and ``[m]``: a query never matches a bank row of its
             own group (leave-one-video-out scores of the training objects).
-        query_chunk: queries per pass (bounds memory when fitting scores every training object;
-            a frame's few objects are always one pass, so its scores never depend on others).
+        query_chunk: queries per pass (bounds memory).
+        candidates: nearest rows by the GEMM's distances re-measured exactly (at least ``k``).
+        exact_dims: up to this dimension every bank row is measured exactly (no GEMM).
     """
     n, m = queries.shape[0], bank.shape[0]
-    if n > query_chunk:
-        return torch.cat([knn_mean_distance(
-            queries[a:a + query_chunk], bank, k, chunk=chunk, query_chunk=query_chunk,
-            query_groups=None if query_groups is None else query_groups[a:a + query_chunk],
-            bank_groups=bank_groups) for a in range(0, n, query_chunk)])
     if n == 0:
         return torch.zeros(0, device=queries.device)
     if m == 0:
         raise ValueError("knn_mean_distance: the bank is empty")
     k = min(k, m)
+    if n > query_chunk:
+        return torch.cat([knn_mean_distance(
+            queries[a:a + query_chunk], bank, k, chunk=chunk, query_chunk=query_chunk,
+            query_groups=None if query_groups is None else query_groups[a:a + query_chunk],
+            bank_groups=bank_groups, candidates=candidates, exact_dims=exact_dims)
+            for a in range(0, n, query_chunk)])
     q = queries.float()
+    bank = bank.float()
+    c = min(max(candidates, k), m)
+    if bank.shape[1] <= exact_dims or c == m:
+        return _mean_distance(_exact_smallest(q, bank, k, query_groups, bank_groups))
+    # candidates by GEMM: running top-c of the expanded squared distances
     q2 = q.square().sum(1, keepdim=True)
-    best = torch.full((n, k), float("inf"), device=q.device)
+    approx = torch.full((n, c), float("inf"), device=q.device)
+    index = torch.zeros((n, c), dtype=torch.long, device=q.device)
+    bank_norm = bank.square().sum(1)
     for a in range(0, m, chunk):
-        b = bank[a:a + chunk].float()
-        d = (q2 - 2.0 * (q @ b.T) + b.square().sum(1)).clamp_min_(0)
+        b = bank[a:a + chunk]
+        d = (q2 - 2.0 * (q @ b.T) + bank_norm[a:a + chunk]).clamp_min_(0)
         if query_groups is not None:
             d.masked_fill_(query_groups.view(-1, 1) == bank_groups[a:a + chunk].view(1, -1), float("inf"))
-        best = torch.cat([best, d], 1).topk(k, dim=1, largest=False, sorted=False).values
-    # sorted before summing: the same k values give the same mean bits whatever order topk left
-    best = best.sort(dim=1).values
-    finite = torch.isfinite(best)
-    dist = best.clamp_min(0).sqrt().where(finite, torch.zeros_like(best))
-    return dist.sum(1) / finite.sum(1).clamp_min(1)
+        top = torch.cat([approx, d], 1).topk(c, dim=1, largest=False, sorted=False)
+        index = torch.cat([index, torch.arange(a, a + b.shape[0], device=q.device).expand(n, -1)],
+                          1).gather(1, top.indices)
+        approx = top.values
+    approx, order = approx.sort(dim=1)
+    index = index.gather(1, order)
+    # |GEMM - fixed-order| squared distance <= 2 gamma_(d+3) (|q| + |b|)^2 (Higham's dot-product
+    # bound for both computations), with the bank's largest norm; 1 % slack
+    d_dim = bank.shape[1] + 3
+    gamma = d_dim * _EPS32 / (1 - d_dim * _EPS32)
+    tol = 2.02 * gamma * (q.norm(dim=1) + bank_norm.max().sqrt()).square()
+    best = torch.empty(n, k, device=q.device)
+    todo = torch.arange(n, device=q.device)
+    for width in sorted({min(k + 4, c), c}):
+        # the nearest `width` candidates measured exactly; every other row's GEMM distance is >=
+        # `bound`, so its exact one is >= bound - tol: if the k-th candidate is below that, the
+        # candidates hold the exact k nearest (equal values whatever the GEMM's rounding)
+        step = max(1, (1 << 20) // (width * bank.shape[1]))  # ~4 MB of gathered rows per block
+        exact = torch.cat([_squared(q[todo[a:a + step]], bank[index[todo[a:a + step], :width]])
+                           for a in range(0, todo.numel(), step)])
+        exact.masked_fill_(approx[todo, :width].isinf(), float("inf"))
+        best[todo] = exact.topk(k, dim=1, largest=False, sorted=False).values
+        bound = approx[todo, min(width, c - 1)]
+        sure = bound.isinf() | (best[todo].max(1).values < bound - tol[todo])
+        todo = todo[~sure]
+        if todo.numel() == 0:
+            break
+    if todo.numel():  # near-ties beyond the candidates: every bank row, measured exactly
+        best[todo] = _exact_smallest(q[todo], bank, k,
+                                     None if query_groups is None else query_groups[todo], bank_groups)
+    return _mean_distance(best)
 
 
 def greedy_coreset(x: Tensor, size: int, *, dims: int = 128,
