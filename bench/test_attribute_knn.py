@@ -98,6 +98,28 @@ def test_ped2_accuracy(monkeypatch):
     assert res["frame_auc"] > 0.5
 
 
+@pytest.mark.skipif(not (PED2.is_dir() and all(f.is_file() for f in NEEDED)),
+                    reason="needs ../shared/data/ucsd_ped2 and the shared weights")
+def test_speed_240x360(monkeypatch):
+    """Scoring speed alone, quicker than the accuracy run: the defaults fitted on 4 training videos
+    (a smaller bank than the full fit's 10,000; k-NN is ~4 % of scoring either way), then test
+    04's first 128 frames at 240x360, per stage. Pause other jobs for a number worth quoting."""
+    monkeypatch.setenv("VADX_WEIGHTS_DIR", str(WEIGHTS))
+    torch.set_num_threads(THREADS)
+    ds = vadx.data.load("ucsd-ped2", PED2)
+    det = vadx.create("attribute-knn", progress=False)
+    t0 = time.perf_counter()
+    det.fit(ds.train[:4])
+    fit = time.perf_counter() - t0
+    video = torch.as_tensor(ds.test[3].read())[:128]
+    out = {**stage_profile(det, video, rounds=5), "fit_4_videos_seconds": round(fit, 1),
+           "bank": {k: v for k, v in det.train_info_.items() if k.endswith("bank")},
+           "command": "pytest bench/test_attribute_knn.py -k speed_240x360 -s -p no:logging"}
+    evaluation.write_result(RESULTS, {"speed_240x360_fit_on_4_videos": out}, merge=True)
+    print(json.dumps(out, indent=1))
+    assert out["frames_per_s"]["max"] > 0
+
+
 STAGES = ("objects", "flow", "appearance", "knn_velocity", "knn_appearance", "velocity",
           "background", "maps")
 
