@@ -216,7 +216,7 @@ class TwoStream(vadx.Detector):
         return {**super().presets(),
                 "cpu": P({"backbone": "mobilenet_v2", "source_fps": 10.0, "max_epochs": 30,
                           "head_lr": 1e-4, "finetune": False, "precision": "auto"},
-                         "the Ped2 cross-validation recipe (two_stream_ped2.json, SAS 0.750): "
+                         "the Ped2 cross-validation recipe (two_stream_ped2.json, SAS 0.753): "
                          "MobileNetV2 streams (weights from $VADX_WEIGHTS_DIR), classifier only "
                          "(no fine-tuning), <= 30 epochs at 1e-4, bf16; its bag of objects "
                          "(Yolo-Fastest-1.1-XL) is files: add --set object_detector={...}"),
