@@ -16,7 +16,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 
 import vadx
 from vadx.ops import reference
+from timing import best_of  # bench/timing.py
 
 KW = dict(tau=0.5, nu=2.0, lb=-7.0, ub=7.0, decay="symmetric")
 SHAPES = {"B1024-T10k": (1024, 10_000), "B1-T10M": (1, 10_000_000)}
@@ -114,15 +114,6 @@ FLOOR_ROUNDS = int(os.environ.get("VADX_BENCH_ROUNDS", "7"))
 RESULTS = Path(__file__).parent / "results" / "accumulator_score_floor.json"
 
 
-def _best_of(fn, n):
-    best = float("inf")
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _spread(values):
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
@@ -160,9 +151,9 @@ def measure_floor(rounds):
     for _ in range(rounds):
         t_op = t_clone = float("inf")
         for _ in range(5):
-            t_op = min(t_op, _best_of(lambda: vadx.ops.accumulator_score(sigma, **KW), 1))
-            t_clone = min(t_clone, _best_of(lambda: torch.clone(sigma), 1))
-        times.append((t_op, t_clone, _best_of(lambda: numpy_loop(sigma_np, **KW), 1)))
+            t_op = min(t_op, best_of(lambda: vadx.ops.accumulator_score(sigma, **KW), 1))
+            t_clone = min(t_clone, best_of(lambda: torch.clone(sigma), 1))
+        times.append((t_op, t_clone, best_of(lambda: numpy_loop(sigma_np, **KW), 1)))
     return {
         "rounds": rounds, "page_faults_per_call": faults,
         "op_over_clone": _spread([o / c for o, c, _ in times]),

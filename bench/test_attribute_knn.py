@@ -35,6 +35,7 @@ import vadx.data
 from vadx import evaluation
 from vadx.evaluation import View
 from vadx_attribute_knn.knn import knn_mean_distance
+from timing import best_of  # bench/timing.py
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PED2 = SHARED / "data" / "ucsd_ped2"
@@ -180,16 +181,6 @@ def stage_profile(det, video, *, rounds=3):
     return out
 
 
-def _time(fn, rounds=5):
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def test_knn_search_50000():
     torch.set_num_threads(THREADS)
     g = torch.Generator().manual_seed(0)
@@ -200,8 +191,8 @@ def test_knn_search_50000():
         q = torch.randn(frames * per_frame, dim, generator=g)
         if name == "appearance":  # the detector's features are L2-normalised
             bank, q = torch.nn.functional.normalize(bank, dim=1), torch.nn.functional.normalize(q, dim=1)
-        fast = _time(lambda: knn_mean_distance(q, bank, 5), rounds=3)
-        full = _time(lambda: torch.cdist(q, bank).topk(5, largest=False).values.mean(1), rounds=3)
+        fast = best_of(lambda: knn_mean_distance(q, bank, 5), 3, warmup=1)
+        full = best_of(lambda: torch.cdist(q, bank).topk(5, largest=False).values.mean(1), 3, warmup=1)
         want = torch.cdist(q.double(), bank.double()).topk(5, largest=False).values.mean(1)
         torch.testing.assert_close(knn_mean_distance(q, bank, 5).double(), want, rtol=1e-5, atol=1e-5)
         rows[name] = {"dim": dim, "ms_per_frame": round(1000 * fast / frames, 3),

@@ -43,6 +43,7 @@ import vadx.data
 import vadx.precision
 from vadx import evaluation, metrics
 from vadx.ops.accumulator_score import accumulator_score
+from timing import best_of  # bench/timing.py
 
 torch.set_num_threads(int(os.environ.get("VADX_BENCH_THREADS", "1")))
 
@@ -77,16 +78,9 @@ def validation_video(train_names: list[str]) -> str:
     return sorted(train_names)[0]
 
 
-def _time(fn, reps=5):
-    """Seconds per call, the best of ``reps`` (as timeit: other jobs on a shared machine only
-    ever add time)."""
-    fn(), fn()  # the first call also builds cached copies (folded backbones, oneDNN weights)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def _time(fn):
+    # two untimed calls: the first also builds cached copies (folded backbones, oneDNN weights)
+    return best_of(fn, 5, warmup=2)
 
 
 def _time_unfolded(det, small, flow):
