@@ -99,6 +99,27 @@ def test_knn_query_independent_of_its_batch(dim):
                                full[a:a + n]), (dim, a, n, kw)
 
 
+def test_knn_exact_planes_equal_the_block_path():
+    """The exact search's transposed-bank planes (query block x bank chunk, top-k per chunk) give
+    the bits of the [n, m, d] block path (the same fixed-order sum), whatever the plane size."""
+    from vadx_attribute_knn.knn import _exact_smallest, _squared
+    g = torch.Generator().manual_seed(3)
+    for dim in (1, 3, 8, 17):
+        bank = torch.randn(230, dim, generator=g)
+        bank = torch.cat([bank, bank[:30] + 1e-6 * torch.randn(30, dim, generator=g)])
+        q = torch.cat([bank[:10] + 1e-7, torch.randn(25, dim, generator=g)])
+        groups, bank_groups = torch.arange(35) % 4, torch.arange(260) % 4
+        for kw in ({}, {"q_groups": groups, "b_groups": bank_groups}):
+            dist = _squared(q, bank)
+            if kw:
+                dist.masked_fill_(groups.view(-1, 1) == bank_groups.view(1, -1), float("inf"))
+            want = dist.topk(5, dim=1, largest=False).values
+            for plane, block in ((40, 4), (1 << 17, 32), (10, 7)):
+                got = _exact_smallest(q, bank, 5, kw.get("q_groups"), kw.get("b_groups"),
+                                      plane=plane, block=block)
+                assert torch.equal(got.sort(1).values, want), (dim, plane, block, kw)
+
+
 def test_knn_leaves_the_own_group_out():
     bank = torch.tensor([[0.0], [1.0], [10.0]])
     q = torch.tensor([[0.0]])
@@ -179,6 +200,19 @@ def test_attribute_knn_follows_the_detector_contract():
     det = check_detector(AttributeKNN, **CHEAP)
     assert set(det.train_info_) >= {"frames", "objects"} and det.train_info_["objects"] > 0
     assert det.velocity_bank_.shape[0] <= 16
+
+
+def test_defaults_are_the_training_criterions_choice():
+    """The defaults (and the "cpu" preset, which documents them) are the row that the
+    training-data criterion chose in bench/results/attribute_knn_ped2_ablation.json."""
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "results" / "attribute_knn_ped2_ablation.json"
+    chosen = json.loads(path.read_text())["chosen_defaults"]["params"]
+    det = AttributeKNN()
+    assert {k: getattr(det, k) for k in chosen} == chosen
+    for key, value in AttributeKNN.presets()["cpu"].params.items():
+        assert getattr(det, key) == value, key
 
 
 def test_parameters_are_checked():

@@ -5,7 +5,8 @@ never depends on which other queries share the call (so a detector may search a 
 objects at once and still stream exactly as it scores offline):
 
 - low-dimensional attributes (``d <= exact_dims``, velocity): squared distances to every bank
-  row from elementwise differences and a fixed-order sum, in query blocks;
+  row from elementwise differences and a fixed-order sum, on cache-sized planes of query block x
+  bank chunk (the bank transposed: one contiguous plane per dimension), top-``k`` per chunk;
 - the others (appearance): one GEMM per bank chunk (``|q|^2 - 2 q.b + |b|^2``, whose rounding
   depends on the GEMM's shape) keeps a running top-``candidates``; those candidates' distances are
   recomputed the fixed-order way and the ``k`` smallest kept. A rounding bound on the GEMM's
@@ -39,13 +40,55 @@ def _squared(q: Tensor, rows: Tensor) -> Tensor:
     return _fixed_sum((q.unsqueeze(1) - rows).square())
 
 
+def _pairwise_tree(d: int):
+    """The order in which :func:`_fixed_sum` adds ``d`` terms, as nested pairs of indices."""
+    t: list = list(range(d))
+    while len(t) > 1:
+        h = len(t) // 2
+        t = [(t[i], t[h + i]) for i in range(h)] + t[2 * h:]
+    return t[0]
+
+
+def _squared_columns(q: Tensor, bank_t: Tensor, tree) -> Tensor:
+    """:func:`_squared` of ``q [n, d]`` to every row of a bank given transposed (``bank_t
+    [d, c]``): the same elementwise operations in the same pairwise order as :func:`_fixed_sum`
+    (``tree``: :func:`_pairwise_tree`), so the same bits, but each on a contiguous ``[n, c]``
+    plane (depth first: a few planes live at once) instead of strided slices of an ``[n, c, d]``
+    block."""
+    if isinstance(tree, int):
+        return (q[:, tree:tree + 1] - bank_t[tree]).square_()
+    return _squared_columns(q, bank_t, tree[0]).add_(_squared_columns(q, bank_t, tree[1]))
+
+
+# up to this many dimensions the exact search uses transposed-bank planes (Python-level
+# operations per dimension and plane); above it [n, m, d] blocks (few queries reach it: near-ties)
+_COLUMN_DIMS = 64
+
+
 def _exact_smallest(q: Tensor, bank: Tensor, k: int, q_groups: Tensor | None,
-                    b_groups: Tensor | None, budget: int = 1 << 22) -> Tensor:
-    """The ``k`` smallest fixed-order squared distances of each query to the whole bank, in query
-    blocks of about ``budget`` elements: ``[n, k]`` (inf where fewer bank rows are reachable)."""
+                    b_groups: Tensor | None, budget: int = 1 << 22, plane: int = 1 << 17,
+                    block: int = 32) -> Tensor:
+    """The ``k`` smallest fixed-order squared distances of each query to the whole bank: ``[n, k]``
+    (inf where fewer bank rows are reachable). Up to :data:`_COLUMN_DIMS` dimensions: ``block``
+    queries at a time against bank chunks of ``plane / block`` rows (a plane stays in cache), the
+    ``k`` smallest of each chunk kept, then of those (values, so equal whatever the chunking);
+    above: query blocks of about ``budget`` elements against the whole bank."""
     n, m, d = q.shape[0], bank.shape[0], bank.shape[1]
-    step = max(1, budget // max(1, m * d))
     out = []
+    if d <= _COLUMN_DIMS:
+        bank_t, tree, c = bank.T.contiguous(), _pairwise_tree(d), max(k, plane // block)
+        for a in range(0, n, block):
+            qa, best = q[a:a + block], []
+            for b in range(0, m, c):
+                dist = _squared_columns(qa, bank_t[:, b:b + c], tree)
+                if q_groups is not None:
+                    dist.masked_fill_(q_groups[a:a + block].view(-1, 1) == b_groups[b:b + c].view(1, -1),
+                                      float("inf"))
+                best.append(dist.topk(min(k, dist.shape[1]), dim=1, largest=False, sorted=False).values)
+            best = torch.cat(best, 1)
+            out.append(best.topk(k, dim=1, largest=False, sorted=False).values if best.shape[1] > k else best)
+        return torch.cat(out)
+    step = max(1, budget // max(1, m * d))
     for a in range(0, n, step):
         dist = _squared(q[a:a + step], bank)
         if q_groups is not None:
