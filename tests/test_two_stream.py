@@ -215,6 +215,25 @@ def test_fit_features_completes_the_fit():
     assert det.score(v).frame.shape == (12,)
 
 
+def test_max_pooling_takes_each_channels_strongest_response(tmp_path):
+    det = vadx.create("two-stream", weights="random", validation_videos=[], pool="max",
+                      **{**FAST, "input_size": 96, "max_epochs": 1, "finetune": False})
+    v, y = clip(0, T=30)  # 96 px: 3x3 last feature maps
+    det.fit([v], [y])
+    small, flow = det._inputs({}, torch.as_tensor(v))
+    a, b = det.net_.feature_maps(small, flow)
+    rf, ff = det.net_.features(small, flow)
+    assert torch.equal(rf, a.amax((2, 3))) and torch.equal(ff, b.amax((2, 3)))
+    assert not torch.equal(rf, a.mean((2, 3)))
+    # kept with the model: a loaded copy pools the same way (the paper's avg would score otherwise)
+    det.save(tmp_path / "m.vadx")
+    loaded = vadx.load(tmp_path / "m.vadx")
+    assert loaded.pool == "max" and loaded.net_.pool_mode == "max"
+    assert torch.equal(loaded.score(v).extras["confidence"], det.score(v).extras["confidence"])
+    with pytest.raises(vadx.params.ParameterError, match="pool"):
+        vadx.create("two-stream", pool="sum")
+
+
 @needs_mnv2
 def test_phase2_changes_backbones_and_gradcam_maps(fitted):
     from vadx.features import load_backbone

@@ -20,7 +20,7 @@ from vadx.precision import PRECISIONS
 from .classifier import make_classifier
 from .gradcam import grad_cam
 from .objects_bag import BagClock, bag_of_objects
-from .streams import TwoStreamNet, flow_images, resize_frames
+from .streams import POOLS, TwoStreamNet, flow_images, resize_frames
 from .training import EXCLUDED, adaptive_sample, run_phase, weighted_bce
 
 _POSITIVE = Interval(float, 0, None, closed="neither")
@@ -32,7 +32,8 @@ class TwoStream(vadx.Detector):
     Method (paper §3): each frame is resized to ``input_size`` (224) square; the RGB stream sees
     the frame, the motion stream the Farneback optical flow from the frame's predecessor encoded
     as an HSV->RGB image (:func:`vadx.flow.flow_to_rgb`); each stream is an ImageNet backbone
-    (paper: ResNet-50) whose last feature map is global-average pooled. The optional
+    (paper: ResNet-50) whose last feature map is globally pooled (``pool``: the paper's
+    average, or max). The optional
     bag-of-objects (per-class counts of objects with confidence >= ``min_object_confidence``
     from an object detector, paper: YOLOv4 on COCO) is concatenated, and the classifier
     FC 4096 - ReLU - Dropout 0.5 - FC 4096 - ReLU - Dropout 0.5 - FC 1 gives the anomaly
@@ -100,6 +101,11 @@ class TwoStream(vadx.Detector):
       kept with the model (``object_fps_``).
     - SAS decay: the op's default ``"symmetric"`` (authors' code); ``sas_decay="paper"`` for the
       paper's formula.
+    - Pooling: the paper global-average pools each stream's last feature map (``pool="avg"``,
+      the default). ``pool="max"`` keeps the strongest response per channel instead, so a small
+      object (a bicycle among walkers in a wide view) is not averaged away with the background:
+      on Ped2's cross-validation the training-data criterion of bench/two_stream_ablation.py
+      (every frame of each fold's validation video) prefers it, and the ``cpu`` preset uses it.
     - Precision: ``precision="auto"`` runs both backbones and the classifier under bf16 autocast
       where the processor computes bf16 natively (:mod:`vadx.precision`), in training and in
       scoring alike (the classifier learns the features it will see); the choice made at fit is
@@ -123,6 +129,7 @@ class TwoStream(vadx.Detector):
             in between (None: every frame, the paper).
         input_size: the square side frames are resized to for both streams (paper: 224).
         flow_max_magnitude: flow (pixels per frame) shown at full brightness in the flow image.
+        pool: global pooling of each stream's last feature map, ``"avg"`` (paper) or ``"max"``.
         hidden: units of each of the classifier's two hidden layers (paper: 4096).
         dropout: the classifier's dropout rate (paper: 0.5).
         source_fps: frame rate assumed where a video does not give its own.
@@ -169,6 +176,7 @@ class TwoStream(vadx.Detector):
         "object_fps": [_POSITIVE, None],
         "input_size": Interval(int, 1),
         "flow_max_magnitude": _POSITIVE,
+        "pool": Options(*POOLS),
         "hidden": Interval(int, 1),
         "dropout": Interval(float, 0, 1, closed="left"),
         "source_fps": _POSITIVE,
@@ -215,13 +223,16 @@ class TwoStream(vadx.Detector):
         P = vadx.params.Preset
         return {**super().presets(),
                 "cpu": P({"backbone": "mobilenet_v2", "source_fps": 10.0, "max_epochs": 30,
-                          "head_lr": 1e-4, "finetune": False, "precision": "auto"},
-                         "the Ped2 cross-validation recipe (two_stream_ped2.json, SAS 0.753): "
-                         "MobileNetV2 streams (weights from $VADX_WEIGHTS_DIR), classifier only "
-                         "(no fine-tuning), <= 30 epochs at 1e-4, bf16; its bag of objects "
-                         "(Yolo-Fastest-1.1-XL) is files: add --set object_detector={...}"),
+                          "head_lr": 1e-4, "finetune": False, "precision": "auto", "pool": "max",
+                          "normal_fps": 10.0},
+                         "the Ped2 cross-validation recipe (two_stream_ped2.json): MobileNetV2 "
+                         "streams (weights from $VADX_WEIGHTS_DIR) max-pooled, normal segments "
+                         "sampled at 10 frames/s (both chosen by a training-data criterion, "
+                         "two_stream_ped2_ablation.json), classifier only (no fine-tuning), <= 30 "
+                         "epochs at 1e-4, bf16; its bag of objects (Yolo-Fastest-1.1-XL) is "
+                         "files: add --set object_detector={...}"),
                 "paper": P({"backbone": "resnet50", "input_size": 224, "hidden": 4096,
-                            "dropout": 0.5, "normal_weight": 1.0, "anomaly_weight": 2.0,
+                            "pool": "avg", "dropout": 0.5, "normal_weight": 1.0, "anomaly_weight": 2.0,
                             "head_lr": 1e-5, "finetune_lr": 1e-6, "patience": 5, "finetune": True,
                             "object_fps": None,
                             "tau": 0.5, "nu_per_second": 60.0, "lb": -7.0, "ub": 7.0,
@@ -243,6 +254,7 @@ class TwoStream(vadx.Detector):
         object_fps: float | None = 10.0,
         input_size: int = 224,
         flow_max_magnitude: float = 8.0,
+        pool: str = "avg",
         hidden: int = 4096,
         dropout: float = 0.5,
         source_fps: float = 30.0,
@@ -277,7 +289,7 @@ class TwoStream(vadx.Detector):
         self.object_detector, self.min_object_confidence = object_detector, min_object_confidence
         self.object_fps = object_fps
         self.input_size, self.flow_max_magnitude = input_size, flow_max_magnitude
-        self.hidden, self.dropout = hidden, dropout
+        self.pool, self.hidden, self.dropout = pool, hidden, dropout
         self.source_fps, self.anomaly_fps, self.normal_fps = source_fps, anomaly_fps, normal_fps
         self.alpha, self.batch_size = alpha, batch_size
         self.normal_weight, self.anomaly_weight = normal_weight, anomaly_weight
@@ -313,7 +325,7 @@ class TwoStream(vadx.Detector):
     def _new_net(self, rgb: nn.Module, flow: nn.Module, in_features: int) -> TwoStreamNet:
         # models saved before ``precision`` existed computed in float32
         net = TwoStreamNet(rgb, flow, make_classifier(in_features, self.hidden, self.dropout),
-                           getattr(self, "precision_", "fp32"))
+                           getattr(self, "precision_", "fp32"), self.pool)
         return net.channels_last()
 
     def _setup(self) -> None:

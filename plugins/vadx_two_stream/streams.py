@@ -11,6 +11,10 @@ from vadx.features import folded, imagenet_normalize
 from vadx.flow import farneback, flow_to_rgb
 
 
+#: Global pooling of each stream's last feature map: "avg" (the paper's) or "max".
+POOLS = ("avg", "max")
+
+
 def resize_frames(frames: Tensor, size: int) -> Tensor:
     """uint8 ``[T, C, H, W]`` -> uint8 ``[T, C, size, size]`` (bilinear, antialiased)."""
     if frames.shape[-2:] == (size, size):
@@ -26,7 +30,7 @@ def flow_images(small: Tensor, previous: Tensor | None, max_magnitude: float) ->
 
 
 class TwoStreamNet(nn.Module):
-    """Two backbones (RGB frame, flow image) -> global-average-pooled features, and the classifier.
+    """Two backbones (RGB frame, flow image) -> globally pooled features, and the classifier.
 
     ``forward`` returns the classifier's logit; ``feature_maps`` the last conv maps of each
     stream (what Grad-CAM differentiates against). Both run under ``precision`` (``"bf16"``:
@@ -37,10 +41,13 @@ class TwoStreamNet(nn.Module):
     parameters ``_build_modules`` made, so the same kernels run before and after.
     """
 
-    def __init__(self, rgb: nn.Module, flow: nn.Module, head: nn.Module, precision: str = "fp32"):
+    def __init__(self, rgb: nn.Module, flow: nn.Module, head: nn.Module, precision: str = "fp32",
+                 pool: str = "avg"):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         self.rgb, self.flow, self.head = rgb, flow, head
-        self.precision = precision
+        self.precision, self.pool_mode = precision, pool
 
     def channels_last(self) -> TwoStreamNet:
         self.rgb.to(memory_format=torch.channels_last)
@@ -63,9 +70,9 @@ class TwoStreamNet(nn.Module):
             return self.rgb, self.flow
         return folded(self.rgb, channels_last=True), folded(self.flow, channels_last=True)
 
-    @staticmethod
-    def pool(fmap: Tensor) -> Tensor:
-        return fmap.mean(dim=(2, 3))
+    def pool(self, fmap: Tensor) -> Tensor:
+        """``[N, C, h, w]`` -> ``[N, C]``: global average (the paper's) or global max."""
+        return fmap.mean(dim=(2, 3)) if self.pool_mode == "avg" else fmap.amax(dim=(2, 3))
 
     def features(self, rgb_img: Tensor, flow_img: Tensor) -> tuple[Tensor, Tensor]:
         a, b = self.feature_maps(rgb_img, flow_img)
