@@ -149,6 +149,21 @@ def test_velocity_histogram_direction_and_perspective():
     assert abs(float(v[2, 0]) - 3 / 2 / 20) < 1e-6
 
 
+def test_velocity_quantile_is_the_box_speed_quantile():
+    """A rider fills 30 of its box's 100 pixels: the mean dilutes its 3 px/frame to 0.9, the 0.75
+    quantile keeps it; with several bins the histogram is rescaled to the quantile's speed."""
+    flow = torch.zeros(2, 40, 60)
+    flow[0, 10:13, 10:20] = 3.0  # rightwards, 30 of the box's pixels
+    boxes = torch.tensor([[10.0, 10, 20, 20]])
+    assert abs(float(velocity(flow, boxes, (40, 60), 1, False)[0, 0]) - 0.9) < 1e-6
+    for q, want in ((0.75, 3.0), (0.5, 0.0), (1.0, 3.0)):
+        assert abs(float(velocity(flow, boxes, (40, 60), 1, False, q)[0, 0]) - want) < 1e-6, q
+    v8 = velocity(flow, boxes, (40, 60), 8, False, 0.75)
+    assert v8.argmax() == 0 and abs(float(v8.sum()) - 3.0) < 1e-5
+    still = velocity(torch.zeros(2, 40, 60), boxes, (40, 60), 8, True, 0.75)
+    assert torch.equal(still, torch.zeros(1, 8))
+
+
 def test_background_motion_ignores_boxed_objects():
     flow = torch.zeros(2, 40, 60)
     flow[0, 4:12, 4:12] = 5.0
@@ -171,10 +186,10 @@ def test_chunk_attributes_equal_per_frame_ones():
     boxes = [torch.tensor([[3.0, 4, 30, 40], [50, 10, 80, 55]]), torch.zeros(0, 4),
              torch.tensor([[0.0, 0, 90, 60]]), torch.tensor([[10.5, 20.2, 11.0, 21.0]]),
              torch.tensor([[60.0, 30, 90, 60], [1, 1, 9, 9], [20, 20, 40, 50]])]
-    for bins, persp in ((1, False), (8, True)):
-        v = velocities(flow, boxes, (60, 90), bins, persp)
+    for bins, persp, q in ((1, False, None), (8, True, None), (1, False, 0.75), (8, True, 0.9)):
+        v = velocities(flow, boxes, (60, 90), bins, persp, q)
         for t in range(5):
-            assert torch.equal(v[t], velocity(flow[t], boxes[t], (60, 90), bins, persp))
+            assert torch.equal(v[t], velocity(flow[t], boxes[t], (60, 90), bins, persp, q))
     e, blocks = background_motions(flow, boxes, (60, 90), 8)
     for t in range(5):
         one = background_motion(flow[t], boxes[t], (60, 90), 8)
@@ -213,6 +228,50 @@ def test_defaults_are_the_training_criterions_choice():
     assert {k: getattr(det, k) for k in chosen} == chosen
     for key, value in AttributeKNN.presets()["cpu"].params.items():
         assert getattr(det, key) == value, key
+    # the speed statistic: the row the harder pseudo-anomaly (one object at 2x speed) chose
+    design = json.loads(path.read_text())["velocity_design"]["chosen"]
+    assert {k: getattr(det, k) for k in design["params"]} == design["params"]
+
+
+def test_first_frame_has_no_velocity(scene):
+    """A stream's first frame has no predecessor, hence no flow: its objects get a zero
+    distance's velocity score (not the score of standing still), and the stream's later chunks
+    are not affected."""
+    det = AttributeKNN(**{**CHEAP, "flow_scale": 1.0, "background": False}).fit(scene.train)
+    zero = float(det._calibrated("velocity", torch.zeros(1)))
+    video = torch.as_tensor(np.asarray(scene.test[0].read()))
+    s = det.score(video)
+    assert float(s.extras["velocity"][0]) == zero
+    assert (s.extras["velocity"][1:] != zero).any()
+    # the same frame scored after a predecessor (chunk boundary) gets its real velocity
+    later = det.score(video[1:])
+    assert float(later.extras["velocity"][0]) == zero
+    assert float(s.extras["velocity"][1]) != zero
+
+
+def test_velocity_statistic_is_kept_with_the_model(scene, tmp_path):
+    """The speed statistic the velocity bank was fitted with is the one scoring uses: a loaded
+    model keeps it, and a file from before velocity_quantile existed (no velocity_quantile_)
+    scores box means as it was fitted, not the new default's quantile."""
+    import json
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    det = AttributeKNN(**{**CHEAP, "flow_scale": 1.0, "background": False,
+                          "velocity_quantile": None}).fit(scene.train)
+    video = torch.as_tensor(np.asarray(scene.test[1].read()))
+    want = det.score(video).extras["velocity"]
+    det.save(tmp_path / "m.vadx")
+    assert vadx.load(tmp_path / "m.vadx").velocity_quantile_ is None
+    # an older file: the parameter and the fitted attribute absent
+    with safe_open(str(tmp_path / "m.vadx"), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    header = json.loads(meta["vadx"])
+    del header["params"]["velocity_quantile"]
+    del header["fitted"]["velocity_quantile_"]
+    save_file(tensors, str(tmp_path / "old.vadx"), metadata={**meta, "vadx": json.dumps(header)})
+    old = vadx.load(tmp_path / "old.vadx")
+    assert old.velocity_quantile == 0.75 and torch.equal(old.score(video).extras["velocity"], want)
 
 
 def test_parameters_are_checked():

@@ -36,10 +36,11 @@ def _frame_index(boxes: list[Tensor]) -> tuple[Tensor, Tensor]:
 
 
 def velocities(flow: Tensor, boxes: list[Tensor], hw: tuple[int, int], bins: int,
-               perspective: bool = True) -> list[Tensor]:
+               perspective: bool = True, quantile: float | None = None) -> list[Tensor]:
     """:func:`velocity` of every frame of a chunk at once (flow ``[T, 2, h, w]``, ``boxes`` one
-    ``[n_t, 4]`` per frame): elementwise ops and scans along rows and columns, so each frame gets
-    the same bits as alone, with a few large ops instead of many small ones per frame."""
+    ``[n_t, 4]`` per frame): elementwise ops and scans along rows and columns (and, with
+    ``quantile``, one quantile per box of its own pixels), so each frame gets the same bits as
+    alone, with a few large ops instead of many small ones per frame."""
     counts = [int(b.shape[0]) for b in boxes]
     if sum(counts) == 0:
         return [torch.zeros(n, bins) for n in counts]
@@ -62,23 +63,36 @@ def velocities(flow: Tensor, boxes: list[Tensor], hw: tuple[int, int], bins: int
     y2 = torch.maximum((allb[:, 3] * sy).ceil().long().clamp(0, h), y1 + 1)
     sums = integral[f, :, y2, x2] - integral[f, :, y1, x2] - integral[f, :, y2, x1] + integral[f, :, y1, x1]
     hist = sums / ((x2 - x1) * (y2 - y1)).float().double().unsqueeze(1)
+    if quantile is not None:
+        # the speed: the quantile of the flow magnitude over the box's pixels (a box's own
+        # pixels only, so independent of the chunk); the direction histogram keeps its shape
+        speed = torch.stack([mag[i, a:b, c:d].flatten().quantile(quantile) for i, a, b, c, d in
+                             zip(f.tolist(), y1.tolist(), y2.tolist(), x1.tolist(), x2.tolist())])
+        if bins == 1:
+            hist = speed.unsqueeze(1)
+        else:
+            total = hist.sum(1, keepdim=True)
+            hist = torch.where(total > 0, hist * (speed.unsqueeze(1) / total.clamp_min(1e-300)),
+                               torch.zeros_like(hist))
     if perspective:
         hist = hist / (allb[:, 3] - allb[:, 1]).double().clamp_min(1.0).unsqueeze(1)
     return list(hist.float().split(counts))
 
 
 def velocity(flow: Tensor, boxes: Tensor, hw: tuple[int, int], bins: int,
-             perspective: bool = True) -> Tensor:
+             perspective: bool = True, quantile: float | None = None) -> Tensor:
     """Per object, float32 ``[n, bins]``: the flow inside its box as a histogram of directions
     weighted by magnitude, averaged over the box's pixels (input pixels per frame; one bin: the
     mean speed), and with ``perspective`` divided by the box height (an object twice as far away
-    looks half as tall and half as fast).
+    looks half as tall and half as fast). With ``quantile`` the speed is instead that quantile
+    of the flow magnitude over the box's pixels (linear interpolation; 1.0: the maximum): one
+    bin holds it, several share it in the proportions of the histogram.
 
     Args:
         flow: ``[2, h, w]`` one frame's flow in input pixels per frame (any grid size).
         boxes: ``[n, 4]`` in input pixels; hw: the input frame's (H, W).
     """
-    return velocities(flow.unsqueeze(0), [boxes], hw, bins, perspective)[0]
+    return velocities(flow.unsqueeze(0), [boxes], hw, bins, perspective, quantile)[0]
 
 
 def background_motions(flow: Tensor, boxes: list[Tensor], hw: tuple[int, int],
