@@ -191,27 +191,37 @@ def finetune(fold: int, pool: str, normal_fps: float, max_epochs: int) -> dict:
     finally:
         D.run_phase = run_phase
     t_fit = time.perf_counter() - t0
+    print("fit", round(t_fit), "s", json.dumps(det.history_), flush=True)
+    if os.environ.get("VADX_ABLATION_SAVE"):  # keep the fine-tuned model (hours of CPU)
+        det.save(os.environ["VADX_ABLATION_SAVE"])
     # phase 1 alone: its classifier on the cached features of the unchanged backbones
     tag = f"{det.precision_}_{pool}" if pool != "avg" else det.precision_
     p1 = det._new_net(*(torch.nn.Identity(),) * 2, det.in_features_)
     p1.head.load_state_dict(heads[0])
-    conf1, conf2, lab = {}, {}, {}
+    conf1, conf2, sas1, sas2, lab = {}, {}, {}, {}, {}
     t1 = time.perf_counter()
     for name, kind, v, y in [(n, "test", test[n], torch.as_tensor(test[n].labels)) for n in held] + \
             [(n, "train", normal[n], torch.zeros(len(normal[n]), dtype=torch.long)) for n in held_normal]:
         f = torch.load(B.CACHE / f"{tag}_{kind}_{name}.pt", weights_only=True)
         with torch.no_grad():
-            conf1[name] = torch.sigmoid(p1.eval().logit(f["rgb"], f["flow"], f["bag"]))
-        conf2[name] = det.score(v).extras["confidence"]
+            c = torch.sigmoid(p1.eval().logit(f["rgb"], f["flow"], f["bag"]))
+        name = f"{kind}_{name}"  # test and training videos share names ("01")
+        conf1[name] = c
+        sas1[name], _ = accumulator_score(c, det.tau, det.step_per_frame(v.fps), det.lb, det.ub, det.lb,
+                                          det.sas_decay)
+        s = det.score(v)
+        conf2[name], sas2[name] = s.extras["confidence"], s.frame
         lab[name] = y
     t_score = time.perf_counter() - t1
     auc = lambda c, names: metrics.evaluate([c[n] for n in names], [lab[n] for n in names]).frame_auc  # noqa: E731
-    every = list(held) + list(held_normal)
+    every = [f"test_{n}" for n in held] + [f"train_{n}" for n in held_normal]
+    held = [f"test_{n}" for n in held]
     h = det.history_
     return evaluation.bench_record(
         fold=fold, test_videos=held, normal_videos=held_normal, validation=val, pool=pool,
         normal_fps=normal_fps,
         frame_auc_confidence={"phase1": auc(conf1, held), "phase2": auc(conf2, held)},
+        frame_auc_sas={"phase1": auc(sas1, held), "phase2": auc(sas2, held)},
         frame_auc_confidence_with_normal_videos={"phase1": auc(conf1, every), "phase2": auc(conf2, every)},
         best_validation_loss={"phase1": min(h["phase1"]["val_loss"]), "phase2": min(h["phase2"]["val_loss"])},
         history=h, n_train_samples=h["n_train_samples"],
