@@ -85,6 +85,31 @@ def test_hard_mining_picks_the_k_highest_losses():
     assert torch.allclose(w[1], 2 * w[0])
 
 
+@pytest.mark.parametrize("keep_start", [False, True])
+def test_a_phase_that_only_hurts_keeps_its_starting_weights_with_keep_start(keep_start):
+    """Phase 2 on Ped2 raised the validation loss from its first epoch on: with ``keep_start``
+    the weights it started from win (best_epoch 0), without it the best epoch's are kept."""
+    from torch import nn
+    from vadx_two_stream.training import run_phase
+
+    model = nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    x, y = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), torch.ones(64)
+    # any step moves the weights away from 0, where this validation loss is lowest
+    h = run_phase(model=model, params=list(model.parameters()), logits_of=lambda i: model(x[i]).squeeze(1),
+                  targets=y, val_loss=lambda: float(model.weight.detach().abs().sum() + model.bias.detach().abs().sum()),
+                  lr=0.1, batch_size=8, alpha=1, normal_weight=1.0, anomaly_weight=1.0, patience=2,
+                  max_epochs=5, generator=torch.Generator().manual_seed(0), train_mode=lambda f: None,
+                  progress=False, desc="test", keep_start=keep_start)
+    moved = bool(model.weight.abs().sum() > 0)
+    if keep_start:
+        assert h["best_epoch"] == 0 and h["start_val_loss"] == 0.0 and not moved
+    else:
+        assert h["best_epoch"] == 1 and moved and "start_val_loss" not in h
+
+
 def test_sas_removes_isolated_false_spikes():
     det = vadx.create("two-stream")
     sigma = torch.full((60,), 0.1)

@@ -85,6 +85,10 @@ class TwoStream(vadx.Detector):
     - Phase 2 keeps BatchNorm statistics frozen (backbones in eval mode): batches of K frames
       are too small and too unbalanced to re-estimate them. ``finetune=False`` skips phase 2
       (it needs the sampled input images kept in memory, ``2 * 3 * 224^2`` bytes per sample).
+    - Phase 2's early stopping counts the weights phase 1 left as its epoch 0: if no fine-tuning
+      epoch lowers the validation loss, phase 1's model is kept (``history_["phase2"]
+      ["best_epoch"] == 0``). On Ped2 (fold 0 of bench/two_stream_ablation.py ``finetune``)
+      every phase-2 epoch at 1e-6 raised it, from 0.268 to 0.308-0.394.
     - Validation split (paper: half of its test videos): ``validation_videos`` (indices into
       ``fit``'s videos) or, by default, a seeded ``validation_fraction`` (0.2, at least one) of
       the videos; ``validation_videos=[]`` trains without early stopping for ``max_epochs``.
@@ -568,7 +572,7 @@ class TwoStream(vadx.Detector):
                     params=list(net.parameters()), logits_of=logits_all,
                     val_loss=val_loss_all if has_val else None, lr=self.finetune_lr,
                     max_epochs=self.finetune_max_epochs, train_mode=head_mode,
-                    desc="two-stream phase 2 (all)", **common)
+                    desc="two-stream phase 2 (all)", keep_start=True, **common)
         net.eval()
         history["n_train_samples"] = int(y.numel())
         history["n_val_samples"] = int(vy.numel()) if has_val else 0

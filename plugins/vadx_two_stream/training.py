@@ -84,6 +84,7 @@ def run_phase(
     train_mode: Callable[[bool], None],
     progress: bool,
     desc: str,
+    keep_start: bool = False,
 ) -> dict:
     """Train ``params`` with Adam on hard-mined batches; early-stop on ``val_loss`` (patience).
 
@@ -98,13 +99,23 @@ def run_phase(
         train_mode: switches the trainable modules between training and inference behaviour.
         progress: show a progress bar of the epochs (:func:`vadx.progress.bar`) with the last
             batch's loss and the validation loss.
+        keep_start: the weights the phase starts from compete too (their validation loss is
+            measured first, ``best_epoch`` 0 when no epoch beats them): phase 2 must not end
+            worse than phase 1 left the model (on Ped2 every fine-tuning epoch raised the
+            validation loss).
     Returns:
-        ``{"val_loss": [per epoch], "best_epoch": int | None, "epochs": int}``.
+        ``{"val_loss": [per epoch], "best_epoch": int | None, "epochs": int}``, plus
+        ``"start_val_loss"`` with ``keep_start``.
     """
     opt = torch.optim.Adam(params, lr=lr)
     n = targets.numel()
     history: dict = {"val_loss": [], "best_epoch": None, "epochs": 0}
     best, best_state, wait = math.inf, None, 0
+    if keep_start and val_loss is not None:
+        train_mode(False)
+        best = history["start_val_loss"] = float(val_loss())
+        history["best_epoch"] = 0
+        best_state = copy.deepcopy({k: t.detach().clone() for k, t in model.state_dict().items()})
     with _progress.bar(max_epochs, desc, "epoch", show=progress) as bar:
         for epoch in range(max_epochs):
             order = torch.randperm(n, generator=generator)
