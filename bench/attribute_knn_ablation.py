@@ -95,6 +95,7 @@ BANK = 10000
 KMAX = 5
 SEED = 0  # the detector's default seed: coreset generators seed + 1 (velocity), seed + 2 (appearance)
 FOLDS = 4
+FITSETS = [f"fold{f}" for f in range(FOLDS)] + ["full"]  # held-out folds, then all 16 videos
 FAR = 0.01  # the detector's default false_alarm_rate (threshold_)
 
 
@@ -259,18 +260,23 @@ def fit_and_query(fit, queries, attr, vel, conf, gen_offset):
 
 
 
+def split(train, fitset):
+    """(fitted, held-out) training videos of a fit set: fold f holds out the videos whose index
+    % FOLDS == f; 'full' fits all of them and holds none out."""
+    if fitset == "full":
+        return train, []
+    f = int(fitset[4:])
+    return ([r for i, r in enumerate(train) if i % FOLDS != f],
+            [r for i, r in enumerate(train) if i % FOLDS == f])
+
+
 def knn_results(train, test, conf, fitset):
     """{attr key: (lovo best, {query set: best})} for one fit set ('fold0'..'fold3', 'full')."""
     path = CACHE / "knn" / f"{fitset}_c{conf}.pt"
     if path.is_file():
         return torch.load(path)
     path.parent.mkdir(exist_ok=True)
-    if fitset == "full":
-        fit, held = train, []
-    else:
-        f = int(fitset[4:])
-        fit = [r for i, r in enumerate(train) if i % FOLDS != f]
-        held = [r for i, r in enumerate(train) if i % FOLDS == f]
+    fit, held = split(train, fitset)
     res = {}
     for attr, vel in [("velocity", v) for v in VEL] + [("appearance", None)]:
         q = {}
@@ -317,14 +323,14 @@ def evaluate_row(p, data, train, test):
     """Criterion per fold and test AUC for one parameter row."""
     conf, vel_key, k = p["min_confidence"], (p["velocity_bins"], p["perspective"]), p["k"]
     out = {"folds": []}
-    for fitset in [f"fold{f}" for f in range(FOLDS)] + ["full"]:
+    for fitset in FITSETS:
         res = data[(conf, fitset)]
         lv, qv = res[("velocity", vel_key)]
         la, qa = res[("appearance", None)]
         vcal = _calibration(mean_k(lv, k))
         acal = _calibration(mean_k(la, k)) if p["appearance_weight"] > 0 else [0.0, 1.0]
         floor = float(min(-m / s for m, s in (vcal, acal)))
-        fit = [r for i, r in enumerate(train) if fitset == "full" or i % FOLDS != int(fitset[4:])]
+        fit, held = split(train, fitset)
         bgs = torch.cat([r["bg"][conf] for r in fit])
         bcal = _calibration(bgs)
 
@@ -352,7 +358,6 @@ def evaluate_row(p, data, train, test):
             s_fit.append(score(r["n_frames"], r["frame"][m], lovo_v[a0:a0 + n], lovo_a[a0:a0 + n], r["bg"][conf]))
             a0 += n
         thr = float(np.quantile(torch.cat(s_fit).double().numpy(), 1 - FAR))
-        held = [r for i, r in enumerate(train) if i % FOLDS == int(fitset[4:])]
         normal, fast, flip = [], [], []
         for r in held:
             nm = r["name"]
@@ -457,7 +462,7 @@ def evaluate():
     data = {}
     fresh = not (CACHE / "knn").is_dir()
     for conf in CONFS_EVAL:
-        for fitset in [f"fold{f}" for f in range(FOLDS)] + ["full"]:
+        for fitset in FITSETS:
             data[(conf, fitset)] = knn_results(train, test, conf, fitset)
     t_knn = time.time() - t0
     if fresh:  # every search run now: what the first evaluate costs
@@ -612,7 +617,7 @@ def diagnose():
     train_speed = torch.cat([r["vel"][vel][r["conf"] >= conf][:, 0] for r in train]).numpy()
     per_video, all_s, all_b, all_y = [], [], [], []
     obj = {"anomalous": {s: {} for s in (0.5, 1.0)}, "normal": {s: {} for s in (0.5, 1.0)}}
-    anom_rows, mask_speed, best_cover = [], {0.5: [], 1.0: []}, {c: [] for c in CONFS}
+    mask_speed, best_cover = {0.5: [], 1.0: []}, {c: [] for c in CONFS}
     frame_info = []
     for r, video in zip(test, ds.test):
         assert r["name"] == video.name
@@ -845,13 +850,8 @@ def evaluate_velocity_design(train, test, stat, scale, first_off, conf=0.3, k=3)
     (velocity and appearance weight 1, background on) and of velocity alone, for one design."""
     rows = {"defaults": (1.0, 1.0, True), "velocity_only": (1.0, 0.0, False)}
     out = {name: {"folds": []} for name in rows}
-    for fitset in [f"fold{f}" for f in range(FOLDS)] + ["full"]:
-        if fitset == "full":
-            fit, held = train, []
-        else:
-            f = int(fitset[4:])
-            fit = [r for i, r in enumerate(train) if i % FOLDS != f]
-            held = [r for i, r in enumerate(train) if i % FOLDS == f]
+    for fitset in FITSETS:
+        fit, held = split(train, fitset)
 
         def vel(r, fast=False):
             return (r["v"]["fast"] if fast else r["v"])["vel"][(stat, scale)]

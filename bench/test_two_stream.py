@@ -74,6 +74,12 @@ def make(**kw):
                        object_detector=OBJECTS, source_fps=10.0, progress=False, **{**RECIPE, **kw})
 
 
+def cache_tag(det) -> str:
+    """The feature cache's key for a set-up detector: its precision, and its pooling unless the
+    paper's average (the key caches had before ``pool`` existed)."""
+    return det.precision_ if det.pool == "avg" else f"{det.precision_}_{det.pool}"
+
+
 def normal_fold(k: int, names: list[str]) -> list[str]:
     """The normal-only training/ videos fold ``k`` scores (and does not train on): every 4th."""
     return sorted(names)[k::len(FOLDS)]
@@ -170,7 +176,7 @@ def test_ped2_cross_validation():
     assert sorted(test) == sorted(sum(FOLDS, []))
     det0 = make()
     det0._setup()
-    tag = f"{det0.precision_}_{det0.pool}" if det0.pool != "avg" else det0.precision_  # avg: older caches
+    tag = cache_tag(det0)
     t0 = time.perf_counter()
     cached = all((CACHE / f"{tag}_{kind}_{n}.pt").is_file()
                  for kind, names in (("test", test), ("train", normal)) for n in names)

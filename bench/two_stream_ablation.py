@@ -195,7 +195,7 @@ def finetune(fold: int, pool: str, normal_fps: float, max_epochs: int) -> dict:
     if os.environ.get("VADX_ABLATION_SAVE"):  # keep the fine-tuned model (hours of CPU)
         det.save(os.environ["VADX_ABLATION_SAVE"])
     # phase 1 alone: its classifier on the cached features of the unchanged backbones
-    tag = f"{det.precision_}_{pool}" if pool != "avg" else det.precision_
+    tag = B.cache_tag(det)
     p1 = det._new_net(*(torch.nn.Identity(),) * 2, det.in_features_)
     p1.head.load_state_dict(heads[0])
     conf1, conf2, sas1, sas2, lab = {}, {}, {}, {}, {}

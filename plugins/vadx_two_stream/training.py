@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
@@ -66,6 +65,11 @@ def weighted_bce(logits: Tensor, targets: Tensor, normal_weight: float, anomaly_
     return w * F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
 
 
+def _snapshot(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of ``model``'s weights and buffers, to restore the best epoch's."""
+    return {k: t.detach().clone() for k, t in model.state_dict().items()}
+
+
 def run_phase(
     *,
     model: nn.Module,
@@ -115,7 +119,7 @@ def run_phase(
         train_mode(False)
         best = history["start_val_loss"] = float(val_loss())
         history["best_epoch"] = 0
-        best_state = copy.deepcopy({k: t.detach().clone() for k, t in model.state_dict().items()})
+        best_state = _snapshot(model)
     with _progress.bar(max_epochs, desc, "epoch", show=progress) as bar:
         for epoch in range(max_epochs):
             order = torch.randperm(n, generator=generator)
@@ -140,7 +144,7 @@ def run_phase(
             bar.update(1, loss=loss.detach(), val_loss=f"{v:.4f}")
             if v < best:
                 best, wait, history["best_epoch"] = v, 0, epoch + 1
-                best_state = copy.deepcopy({k: t.detach().clone() for k, t in model.state_dict().items()})
+                best_state = _snapshot(model)
             else:
                 wait += 1
                 if wait >= patience:
